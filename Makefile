@@ -1,0 +1,32 @@
+# Every target does its own set-up on a fresh clone: a .venv made with pip, the package and its extras.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The offline Hub mirror beside the checkout (read-only); the real Hub is used when it is absent.
+ifneq ($(wildcard ../shared/mirror),)
+export OE_TEXT_MIRROR ?= $(abspath ../shared/mirror)
+endif
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install test lint demo bench clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check oe_text recipes tests benchmarks
+	$(VENV)/bin/ruff format --check oe_text recipes tests benchmarks
+
+demo: install
+	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/sst2_oe.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

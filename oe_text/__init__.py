@@ -1,0 +1,31 @@
+"""oe-text: Outlier Exposure (Hendrycks, Mazeika & Dietterich, ICLR 2019) for the Hugging Face stack."""
+
+__version__ = "0.1.0"
+
+from .hub import MirrorMissError, load_hub_dataset, resolve_hub_id
+from .losses import energy_margin_loss, free_energy, outlier_exposure_loss
+from .metrics import threshold_at_tpr
+from .scores import (
+    energy_score,
+    entropy_score,
+    kl_uniform_score,
+    max_logit_score,
+    msp_score,
+)
+
+
+__all__ = [
+    "__version__",
+    "MirrorMissError",
+    "energy_margin_loss",
+    "energy_score",
+    "entropy_score",
+    "free_energy",
+    "kl_uniform_score",
+    "load_hub_dataset",
+    "max_logit_score",
+    "msp_score",
+    "outlier_exposure_loss",
+    "resolve_hub_id",
+    "threshold_at_tpr",
+]
