@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from .hub import MirrorMissError, load_hub_dataset, resolve_hub_id
 from .losses import energy_margin_loss, free_energy, outlier_exposure_loss
 from .metrics import threshold_at_tpr
+from .outlier_stream import OutlierStream
 from .scores import (
     energy_score,
     entropy_score,
@@ -12,11 +13,16 @@ from .scores import (
     max_logit_score,
     msp_score,
 )
+from .trainer import OETrainer
+from .training_args import OETrainingArguments
 
 
 __all__ = [
     "__version__",
     "MirrorMissError",
+    "OETrainer",
+    "OETrainingArguments",
+    "OutlierStream",
     "energy_margin_loss",
     "energy_score",
     "entropy_score",

@@ -1,0 +1,275 @@
+"""`OETrainer`: a `transformers.Trainer` that adds the Outlier Exposure term to the training loss."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DataCollatorWithPadding, Trainer, default_data_collator
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.utils import logging
+
+from .losses import energy_margin_loss, outlier_exposure_loss
+from .outlier_stream import OutlierStream
+from .training_args import OETrainingArguments
+
+
+logger = logging.get_logger(__name__)
+
+OUTLIER_STATE_NAME = "outlier_stream_state_{rank}.json"
+# Inputs that carry no model input and must not reach the forward pass of the outliers.
+_LABEL_KEYS = ("label", "labels", "label_ids")
+_MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "inputs_embeds")
+
+
+def concat_id_and_outliers(
+    id_inputs: dict[str, torch.Tensor],
+    outlier_inputs: dict[str, torch.Tensor],
+    pad_values: dict[str, int] | None = None,
+    padding_side: str = "right",
+) -> dict[str, torch.Tensor]:
+    """Stack in-distribution and outlier inputs into one batch (in-distribution rows first).
+
+    Sequence tensors of different lengths are padded to the longer one with `pad_values[key]` (0 by default), on
+    `padding_side`. Keys of the in-distribution batch that the outliers lack are an error, except `token_type_ids`
+    (filled with 0, a single segment); keys only the outliers have are dropped.
+    """
+    pad_values = pad_values or {}
+    merged = {}
+    n_out = next(iter(outlier_inputs.values())).shape[0] if outlier_inputs else 0
+    for key, a in id_inputs.items():
+        if not isinstance(a, torch.Tensor):
+            continue
+        b = outlier_inputs.get(key)
+        if b is None:
+            if key == "token_type_ids":
+                b = torch.zeros((n_out, *a.shape[1:]), dtype=a.dtype, device=a.device)
+            else:
+                raise ValueError(
+                    f"The in-distribution batch has input {key!r} but the outlier batch has only "
+                    f"{sorted(outlier_inputs)}; prepare both datasets with the same processing_class."
+                )
+        b = b.to(device=a.device, dtype=a.dtype)
+        if a.dim() >= 2 and a.shape[1:] != b.shape[1:]:
+            if a.dim() != 2:
+                raise ValueError(f"Cannot stack input {key!r}: shapes {tuple(a.shape)} and {tuple(b.shape)} differ.")
+            length = max(a.shape[1], b.shape[1])
+            a, b = (_pad_to(t, length, pad_values.get(key, 0), padding_side) for t in (a, b))
+        merged[key] = torch.cat([a, b], dim=0)
+    return merged
+
+
+def _pad_to(t: torch.Tensor, length: int, value: int, side: str) -> torch.Tensor:
+    extra = length - t.shape[1]
+    if extra == 0:
+        return t
+    pad = (extra, 0) if side == "left" else (0, extra)
+    return F.pad(t, pad, value=value)
+
+
+class OETrainer(Trainer):
+    """`transformers.Trainer` with Outlier Exposure (Hendrycks, Mazeika & Dietterich, ICLR 2019).
+
+    For each in-distribution micro-batch the trainer draws `args.oe_micro_batch_size` auxiliary outliers and sends
+    both through the model in **one** forward pass (so normalisation layers see both, as the paper's code does). The
+    loss is
+
+        loss = CE(logits_in, labels) + oe_weight * OE(logits_out)
+
+    where `OE` is `outlier_exposure_loss` (cross-entropy to the uniform distribution) or, with `oe_loss="energy"`,
+    `energy_margin_loss` on both parts. Both terms are logged (`ce_loss`, `oe_loss`). With `oe_weight=0` or no
+    `outlier_dataset` the trainer is exactly `transformers.Trainer`.
+
+    The outliers come from an `OutlierStream`: reshuffled every pass, endless, disjoint across processes, seeded by
+    `args.oe_seed` (default `args.seed`), and saved in every checkpoint so that resuming continues the stream.
+
+    Args:
+        outlier_dataset (`datasets.Dataset`, `datasets.IterableDataset` or map-style dataset, *optional*):
+            Auxiliary outliers. Rows with `input_ids` (or `pixel_values`) are used as they are; rows with raw text in
+            `args.oe_text_column` are tokenized with `processing_class` (truncated to `args.oe_max_length`).
+        outlier_collator (`Callable`, *optional*):
+            Collates a list of outlier rows into tensors. Default: `DataCollatorWithPadding(processing_class)` for
+            tokenizers, else `default_data_collator`.
+        *args, **kwargs: as `transformers.Trainer`.
+    """
+
+    def __init__(
+        self,
+        model=None,
+        args: OETrainingArguments | None = None,
+        *trainer_args,
+        outlier_dataset=None,
+        outlier_collator: Callable | None = None,
+        **kwargs,
+    ):
+        if args is None:
+            args = OETrainingArguments(output_dir="tmp_oe_trainer")
+        if not isinstance(args, OETrainingArguments):
+            raise TypeError(
+                f"`args` must be an OETrainingArguments (it carries the OE settings), got {type(args).__name__}."
+            )
+        super().__init__(model, args, *trainer_args, **kwargs)
+        self.oe_active = outlier_dataset is not None and args.oe_weight > 0
+        self.outlier_stream: OutlierStream | None = None
+        self._oe_logs: dict[str, list[torch.Tensor]] = {"ce_loss": [], "oe_loss": []}
+        if not self.oe_active:
+            return
+        # Our loss is a per-micro-batch mean: let the Trainer divide it by the accumulation steps.
+        self.loss_is_scaled_for_ga = False
+        dataset = self._prepare_outlier_dataset(outlier_dataset)
+        self.outlier_stream = OutlierStream(
+            dataset,
+            batch_size=args.oe_micro_batch_size,
+            collate_fn=self._outlier_collate_fn(outlier_collator),
+            seed=args.oe_seed if args.oe_seed is not None else args.seed,
+            rank=self.accelerator.process_index,
+            world_size=self.accelerator.num_processes,
+            shuffle_buffer_size=args.oe_shuffle_buffer_size,
+        )
+
+    # ------------------------------------------------------------------ outlier data
+    def _prepare_outlier_dataset(self, dataset):
+        columns = getattr(dataset, "column_names", None)
+        if columns is None and hasattr(dataset, "features") and dataset.features is not None:
+            columns = list(dataset.features)
+        if columns is None:
+            return dataset  # rows of unknown schema: the collator must cope
+        if any(key in columns for key in ("input_ids", "pixel_values", "inputs_embeds")):
+            extra = [c for c in columns if c not in _MODEL_INPUT_KEYS]
+            return dataset.remove_columns(extra) if extra else dataset
+        text_column = self.args.oe_text_column
+        if text_column not in columns:
+            raise ValueError(
+                f"The outlier dataset has neither model inputs (input_ids/pixel_values) nor the text column "
+                f"{text_column!r} (set `oe_text_column`); its columns are {columns}."
+            )
+        tokenizer = self.processing_class
+        if tokenizer is None or not callable(tokenizer):
+            raise ValueError("Raw-text outliers need a tokenizer: pass `processing_class=` to OETrainer.")
+        max_length = self.args.oe_max_length
+        if max_length is None:
+            limit = getattr(tokenizer, "model_max_length", None)
+            max_length = limit if isinstance(limit, int) and limit < 1_000_000 else 512
+
+        def tokenize(batch):
+            texts = batch[text_column]
+            for text in texts:
+                if not isinstance(text, str):
+                    raise TypeError(f"Outlier column {text_column!r} must hold strings, got {type(text).__name__}.")
+            return tokenizer(texts, truncation=True, max_length=max_length)
+
+        kwargs = {"batched": True, "remove_columns": columns}
+        if hasattr(dataset, "__len__") and not hasattr(dataset, "set_epoch"):
+            with self.args.main_process_first(desc="tokenizing outliers"):
+                return dataset.map(tokenize, desc="Tokenizing outliers", **kwargs)
+        return dataset.map(tokenize, **kwargs)
+
+    def _outlier_collate_fn(self, collator: Callable | None) -> Callable:
+        if collator is None:
+            tokenizer = self.processing_class
+            collator = DataCollatorWithPadding(tokenizer) if hasattr(tokenizer, "pad") else default_data_collator
+
+        def collate(rows: list[dict[str, Any]]):
+            rows = [{k: v for k, v in row.items() if k not in _LABEL_KEYS} for row in rows]
+            return collator(rows)
+
+        return collate
+
+    def _pad_values(self) -> tuple[dict[str, int], str]:
+        tokenizer = self.processing_class
+        pad_id = getattr(tokenizer, "pad_token_id", None)
+        values = {"input_ids": pad_id if pad_id is not None else 0, "attention_mask": 0, "token_type_ids": 0}
+        return values, getattr(tokenizer, "padding_side", "right")
+
+    # ------------------------------------------------------------------ loss
+    def compute_loss(
+        self,
+        model,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        """In training with OE on: CE on the in-distribution rows + `oe_weight` x OE term on the outlier rows."""
+        if not self.oe_active or not model.training:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        inputs = dict(inputs)
+        labels = next((inputs.pop(k) for k in _LABEL_KEYS if k in inputs), None)
+        if labels is None:
+            raise ValueError("OE training needs labelled in-distribution batches (a `labels` or `label` column).")
+        n_in = labels.shape[0]
+        outliers = self._prepare_inputs(self.outlier_stream.next_batch())
+        pad_values, side = self._pad_values()
+        outputs = model(**concat_id_and_outliers(inputs, outliers, pad_values, side))
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        if logits.dim() != 2 or labels.dim() != 1:
+            raise ValueError(
+                "OETrainer supports single-label classification: expected logits (batch, num_labels) and labels "
+                f"(batch,), got {tuple(logits.shape)} and {tuple(labels.shape)}."
+            )
+        id_logits, out_logits = logits[:n_in], logits[n_in:]
+        ce = F.cross_entropy(id_logits.float(), labels, label_smoothing=self.args.label_smoothing_factor)
+        if self.args.oe_loss == "energy":
+            oe = energy_margin_loss(
+                id_logits,
+                out_logits,
+                m_in=self.args.oe_energy_m_in,
+                m_out=self.args.oe_energy_m_out,
+                temperature=self.args.oe_energy_temperature,
+            )
+        else:
+            oe = outlier_exposure_loss(out_logits)
+        loss = ce + self.args.oe_weight * oe
+        # Kept as tensors: a .item() here would synchronise the device on every micro-batch.
+        self._oe_logs["ce_loss"].append(ce.detach())
+        self._oe_logs["oe_loss"].append(oe.detach())
+        if return_outputs:
+            outputs["logits"] = id_logits
+            return loss, outputs
+        return loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean CE and OE terms since the last training log (averaged over processes)."""
+        if "loss" in logs and self._oe_logs["ce_loss"]:
+            for key, values in self._oe_logs.items():
+                mean = torch.stack(values).mean().to(self.args.device)
+                logs[key] = round(self.accelerator.gather(mean).mean().item(), 6)
+                values.clear()
+        super().log(logs, start_time)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.outlier_stream is None:
+            return
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, OUTLIER_STATE_NAME.format(rank=self.accelerator.process_index))
+        with open(path, "w") as f:
+            json.dump(self.outlier_stream.state_dict(), f)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """`Trainer.train`; on resume, the outlier stream continues from the checkpoint's position."""
+        if resume_from_checkpoint and self.outlier_stream is not None:
+            checkpoint = resume_from_checkpoint
+            if checkpoint is True:
+                checkpoint = get_last_checkpoint(self.args.output_dir)
+            if checkpoint:
+                self._load_outlier_state(checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _load_outlier_state(self, checkpoint: str) -> None:
+        path = os.path.join(checkpoint, OUTLIER_STATE_NAME.format(rank=self.accelerator.process_index))
+        if not os.path.isfile(path):
+            logger.warning(
+                f"No outlier stream state at {path}: the outlier stream restarts from its beginning "
+                "(checkpoint written without OE or by another trainer)."
+            )
+            return
+        with open(path) as f:
+            self.outlier_stream.load_state_dict(json.load(f))

@@ -1,0 +1,94 @@
+"""Training arguments of `OETrainer`: `transformers.TrainingArguments` plus the Outlier Exposure settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+
+OE_LOSSES = ("uniform", "energy")
+
+
+@dataclass
+class OETrainingArguments(TrainingArguments):
+    """`TrainingArguments` with the Outlier Exposure (OE) settings of `OETrainer`.
+
+    The training objective is `CE(in-distribution) + oe_weight * OE-term(outliers)`, with the OE term either the
+    cross-entropy from the softmax to the uniform distribution (`oe_loss="uniform"`, Hendrycks et al. 2019) or the
+    energy-bounded squared hinge of Liu et al. 2020 (`oe_loss="energy"`).
+    """
+
+    oe_weight: float = field(
+        default=0.5,
+        metadata={
+            "help": "Weight λ of the OE term. The paper uses 0.5 for vision and 1.0 in its NLP code; 0 turns OE off "
+            "(the trainer then behaves exactly like transformers.Trainer)."
+        },
+    )
+    oe_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Auxiliary outliers per device per micro-batch. Default: per_device_train_batch_size, as the "
+            "paper's NLP code (its vision code uses twice the in-distribution batch)."
+        },
+    )
+    oe_loss: str = field(
+        default="uniform",
+        metadata={
+            "help": "OE term: 'uniform' (cross-entropy of the softmax on outliers to the uniform distribution, "
+            "minimum log K) or 'energy' (squared hinge on the free energy, Liu et al. 2020).",
+            "choices": list(OE_LOSSES),
+        },
+    )
+    oe_energy_m_in: float = field(
+        default=-25.0,
+        metadata={"help": "Energy margin m_in for in-distribution inputs (oe_loss='energy'); -25 in Liu et al."},
+    )
+    oe_energy_m_out: float = field(
+        default=-7.0,
+        metadata={"help": "Energy margin m_out for outliers (oe_loss='energy'); -7 in Liu et al."},
+    )
+    oe_energy_temperature: float = field(
+        default=1.0, metadata={"help": "Temperature T of the free energy -T logsumexp(z/T) (oe_loss='energy')."}
+    )
+    oe_text_column: str = field(
+        default="text",
+        metadata={"help": "Column of raw text in the outlier dataset, tokenized with the trainer's processing_class."},
+    )
+    oe_max_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncation length for outlier text. Default: the tokenizer's model_max_length."},
+    )
+    oe_seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed of the outlier stream's shuffling. Default: the training seed."},
+    )
+    oe_shuffle_buffer_size: int = field(
+        default=10_000,
+        metadata={"help": "Shuffle buffer of a streamed (IterableDataset) outlier corpus; memory stays bounded by it."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.oe_weight >= 0:
+            raise ValueError(f"`oe_weight` must be >= 0, got {self.oe_weight}.")
+        if self.oe_batch_size is not None and self.oe_batch_size < 1:
+            raise ValueError(f"`oe_batch_size` must be a positive integer or None, got {self.oe_batch_size}.")
+        if self.oe_loss not in OE_LOSSES:
+            raise ValueError(f"`oe_loss` must be one of {list(OE_LOSSES)}, got {self.oe_loss!r}.")
+        if self.oe_energy_m_out < self.oe_energy_m_in:
+            raise ValueError(
+                f"`oe_energy_m_out` ({self.oe_energy_m_out}) must be >= `oe_energy_m_in` ({self.oe_energy_m_in})."
+            )
+        if not self.oe_energy_temperature > 0:
+            raise ValueError(f"`oe_energy_temperature` must be > 0, got {self.oe_energy_temperature}.")
+        if self.oe_max_length is not None and self.oe_max_length < 1:
+            raise ValueError(f"`oe_max_length` must be a positive integer or None, got {self.oe_max_length}.")
+        if self.oe_shuffle_buffer_size < 1:
+            raise ValueError(f"`oe_shuffle_buffer_size` must be >= 1, got {self.oe_shuffle_buffer_size}.")
+
+    @property
+    def oe_micro_batch_size(self) -> int:
+        """Outliers drawn per device per micro-batch."""
+        return self.oe_batch_size if self.oe_batch_size is not None else self.per_device_train_batch_size

@@ -1,0 +1,55 @@
+"""Trains a tiny BERT with OETrainer for a few steps and writes, per process, the outliers it drew.
+
+Run under `accelerate launch`; used by tests/test_trainer_multiprocess.py.
+"""
+
+import json
+import sys
+
+import torch
+from datasets import Dataset
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+from oe_text import OETrainer, OETrainingArguments
+
+
+def main(output_dir: str) -> None:
+    words = [f"w{i}" for i in range(40)]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])})
+    train = Dataset.from_dict({"text": [f"w{i % 8} w{(i + 1) % 8}" for i in range(32)], "label": [i % 2 for i in range(32)]})
+    train = train.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
+    outliers = Dataset.from_dict({"text": [f"w{8 + i} w{8 + i}" for i in range(32)]})
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    )
+    model = BertForSequenceClassification(config)
+    seen: list[list[int]] = []
+
+    def record(module, args, kwargs):
+        if module.training:
+            seen.extend(row[1] for row in kwargs["input_ids"][4:].tolist())  # first word piece of each outlier
+
+    model.register_forward_pre_hook(record, with_kwargs=True)
+    args = OETrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=4,
+        max_steps=4,
+        logging_steps=2,
+        oe_weight=1.0,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    trainer = OETrainer(
+        model=model, args=args, train_dataset=train, processing_class=tokenizer, outlier_dataset=outliers
+    )
+    trainer.train()
+    rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
+    with open(f"{output_dir}/outliers_rank{rank}.json", "w") as f:
+        json.dump({"world_size": world, "outliers": seen, "log": trainer.state.log_history}, f)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
