@@ -16,7 +16,9 @@ def _check_logits(logits: torch.Tensor, name: str) -> None:
     if not isinstance(logits, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor of shape (batch, num_classes), got {type(logits).__name__}.")
     if logits.dim() != 2 or logits.shape[-1] < 2:
-        raise ValueError(f"`{name}` must have shape (batch, num_classes) with num_classes >= 2, got {tuple(logits.shape)}.")
+        raise ValueError(
+            f"`{name}` must have shape (batch, num_classes) with num_classes >= 2, got {tuple(logits.shape)}."
+        )
 
 
 def outlier_exposure_loss(logits: torch.Tensor) -> torch.Tensor:

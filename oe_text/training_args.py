@@ -66,7 +66,7 @@ class OETrainingArguments(TrainingArguments):
     )
     oe_shuffle_buffer_size: int = field(
         default=10_000,
-        metadata={"help": "Shuffle buffer of a streamed (IterableDataset) outlier corpus; memory stays bounded by it."},
+        metadata={"help": "Shuffle buffer of a streamed (IterableDataset) outlier corpus; bounds its memory."},
     )
 
     def __post_init__(self):

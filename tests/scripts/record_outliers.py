@@ -16,7 +16,8 @@ from oe_text import OETrainer, OETrainingArguments
 def main(output_dir: str) -> None:
     words = [f"w{i}" for i in range(40)]
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])})
-    train = Dataset.from_dict({"text": [f"w{i % 8} w{(i + 1) % 8}" for i in range(32)], "label": [i % 2 for i in range(32)]})
+    texts = [f"w{i % 8} w{(i + 1) % 8}" for i in range(32)]
+    train = Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(32)]})
     train = train.map(lambda b: tokenizer(b["text"]), batched=True, remove_columns=["text"])
     outliers = Dataset.from_dict({"text": [f"w{8 + i} w{8 + i}" for i in range(32)]})
     torch.manual_seed(0)
