@@ -2,6 +2,15 @@
 
 __version__ = "0.1.0"
 
+from .data import (
+    OOD_PRESETS,
+    TextNormalization,
+    UnavailableDatasetError,
+    load_id_dataset,
+    load_ood_dataset,
+    load_ood_datasets,
+    load_outlier_dataset,
+)
 from .hub import MirrorMissError, load_hub_dataset, resolve_hub_id
 from .losses import energy_margin_loss, free_energy, outlier_exposure_loss
 from .metrics import threshold_at_tpr
@@ -20,6 +29,13 @@ from .training_args import OETrainingArguments
 __all__ = [
     "__version__",
     "MirrorMissError",
+    "OOD_PRESETS",
+    "TextNormalization",
+    "UnavailableDatasetError",
+    "load_id_dataset",
+    "load_ood_dataset",
+    "load_ood_datasets",
+    "load_outlier_dataset",
     "OETrainer",
     "OETrainingArguments",
     "OutlierStream",
