@@ -1,7 +1,8 @@
 """OOD scores from logits: pure functions, **higher = more anomalous** (OOD is the positive class).
 
-Every function takes logits of shape `(n, K)` (a `torch.Tensor` or array) and returns a float64 numpy array of shape
-`(n,)`. Feature-space scores that need fitting on in-distribution data live in `oe_text.feature_scores`.
+Every function takes logits of shape `(n, K)` (a `torch.Tensor` on any device, or an array) and returns a float64
+numpy array of shape `(n,)`. Feature-space scores that need fitting on in-distribution data (Mahalanobis, k-NN) live in
+`oe_text.feature_scores`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ import torch
 
 
 def _as_logits(logits) -> torch.Tensor:
-    z = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).detach()
+    if isinstance(logits, torch.Tensor):
+        z = logits.detach().cpu()
+    else:
+        try:
+            z = torch.as_tensor(np.asarray(logits, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"`logits` must be an array of numbers, got {type(logits).__name__} ({err}).") from None
     if z.dim() != 2 or z.shape[-1] < 2:
-        raise ValueError(f"logits must have shape (n, num_classes) with num_classes >= 2, got {tuple(z.shape)}.")
+        raise ValueError(f"`logits` must have shape (n, num_classes) with num_classes >= 2, got {tuple(z.shape)}.")
     if not torch.isfinite(z).all():
-        raise ValueError("logits contain NaN or inf; cannot compute an OOD score.")
+        raise ValueError("`logits` contain NaN or inf; cannot compute an OOD score.")
     return z.double()
 
 
@@ -30,19 +37,42 @@ def msp_score(logits, temperature: float = 1.0) -> np.ndarray:
     """Negative maximum softmax probability (Hendrycks & Gimpel 2017), the paper's main score.
 
     `score(x) = -max_k softmax(z / T)_k`, in `[-1, -1/K]`; higher = more anomalous.
+
+    Args:
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): softmax temperature `T > 0`.
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64.
     """
     _check_temperature(temperature)
     return -torch.softmax(_as_logits(logits) / temperature, dim=-1).max(dim=-1).values.numpy()
 
 
 def max_logit_score(logits, temperature: float = 1.0) -> np.ndarray:
-    """Negative maximum logit (Hendrycks et al. 2022): `score(x) = -max_k z_k / T`; higher = more anomalous."""
+    """Negative maximum logit (Hendrycks et al. 2022): `score(x) = -max_k z_k / T`; higher = more anomalous.
+
+    Args:
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): divides the logits (does not change the ranking).
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64.
+    """
     _check_temperature(temperature)
     return -(_as_logits(logits) / temperature).max(dim=-1).values.numpy()
 
 
 def energy_score(logits, temperature: float = 1.0) -> np.ndarray:
-    """Free energy (Liu et al. 2020): `score(x) = E(x) = -T * logsumexp(z / T)`; higher = more anomalous."""
+    """Free energy (Liu et al. 2020): `score(x) = E(x) = -T * logsumexp(z / T)`; higher = more anomalous.
+
+    Args:
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): energy temperature `T > 0` (Liu et al. use 1).
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64.
+    """
     _check_temperature(temperature)
     return (-temperature * torch.logsumexp(_as_logits(logits) / temperature, dim=-1)).numpy()
 
@@ -51,7 +81,15 @@ def kl_uniform_score(logits, temperature: float = 1.0) -> np.ndarray:
     """Negative KL divergence from uniform to the softmax, the paper's Table 10 alternative to MSP.
 
     `score(x) = -KL(U || p) = -(logsumexp(z/T) - mean(z/T) - log K)`, in `(-inf, 0]`; a uniform softmax scores 0,
-    the maximum; higher = more anomalous.
+    the maximum; higher = more anomalous. It ranks inputs like the paper's cross-entropy to uniform (they differ by
+    the constant `log K`).
+
+    Args:
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): softmax temperature `T > 0`.
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64.
     """
     _check_temperature(temperature)
     z = _as_logits(logits) / temperature
@@ -59,10 +97,31 @@ def kl_uniform_score(logits, temperature: float = 1.0) -> np.ndarray:
 
 
 def entropy_score(logits, temperature: float = 1.0) -> np.ndarray:
-    """Softmax entropy: `score(x) = -sum_k p_k log p_k` with `p = softmax(z / T)`; higher = more anomalous."""
+    """Softmax entropy: `score(x) = -sum_k p_k log p_k` with `p = softmax(z / T)`; higher = more anomalous.
+
+    Args:
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): softmax temperature `T > 0`.
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64, in `[0, log K]`.
+    """
     _check_temperature(temperature)
     logp = torch.log_softmax(_as_logits(logits) / temperature, dim=-1)
     return -(logp.exp() * logp).sum(-1).numpy()
+
+
+def max_softmax_probability(logits, temperature: float = 1.0) -> np.ndarray:
+    """Confidence `max_k softmax(z / T)_k` (higher = *more confident*; not an OOD score), used for calibration.
+
+    Args:
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): softmax temperature `T > 0`.
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64, in `[1/K, 1]`.
+    """
+    return -msp_score(logits, temperature=temperature)
 
 
 LOGIT_SCORES: dict[str, Callable[..., np.ndarray]] = {
@@ -75,7 +134,12 @@ LOGIT_SCORES: dict[str, Callable[..., np.ndarray]] = {
 
 
 def register_score(name: str, fn: Callable[..., np.ndarray]) -> None:
-    """Register a custom logit score `fn(logits, temperature=1.0) -> np.ndarray` (higher = more anomalous)."""
+    """Register a custom logit score `fn(logits, temperature=1.0) -> np.ndarray` (higher = more anomalous).
+
+    Args:
+        name (`str`): the name used in `compute_score` and `evaluate_ood(scores=...)`.
+        fn (`Callable`): the score function.
+    """
     if not callable(fn):
         raise TypeError(f"score {name!r} must be callable, got {type(fn).__name__}.")
     LOGIT_SCORES[name] = fn
@@ -90,5 +154,14 @@ def get_score_fn(name: str) -> Callable[..., np.ndarray]:
 
 
 def compute_score(name: str, logits, temperature: float = 1.0) -> np.ndarray:
-    """Compute the logit score `name` (see `LOGIT_SCORES`) at `temperature`."""
+    """Compute the logit score `name` (see `LOGIT_SCORES`) at `temperature`.
+
+    Args:
+        name (`str`): a key of `LOGIT_SCORES`.
+        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
+        temperature (`float`, *optional*, defaults to 1.0): softmax temperature `T > 0`.
+
+    Returns:
+        `np.ndarray` of shape `(n,)`, float64, higher = more anomalous.
+    """
     return get_score_fn(name)(logits, temperature=temperature)
