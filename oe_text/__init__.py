@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .configuration_oe import OEConfig
 from .data import (
     OOD_PRESETS,
     TextNormalization,
@@ -11,10 +12,36 @@ from .data import (
     load_ood_datasets,
     load_outlier_dataset,
 )
+from .detection import OODDetectorMixin, ThresholdNotCalibratedError
+from .evaluation import (
+    OODResults,
+    OODSubsetPlan,
+    compare_results,
+    compare_results_to_dict,
+    evaluate_ood,
+    evaluate_ood_from_logits,
+    evaluate_ood_from_scores,
+    plan_ood_subsets,
+)
+from .feature_scores import KNNScorer, MahalanobisScorer
+from .hf_metrics import load_ood_metric
 from .hub import MirrorMissError, load_hub_dataset, resolve_hub_id
 from .losses import energy_margin_loss, free_energy, outlier_exposure_loss
-from .metrics import threshold_at_tpr
+from .metrics import (
+    aupr_in,
+    aupr_out,
+    auroc,
+    calibration_metrics,
+    detection_error,
+    fpr_at_tpr,
+    ood_detection_metrics,
+    ood_detection_metrics_from_labels,
+    threshold_at_tpr,
+)
+from .modelcard import build_model_card
+from .modeling_oe import OEClassifier
 from .outlier_stream import OutlierStream
+from .recipe import RecipeArguments, run_recipe
 from .scores import (
     energy_score,
     entropy_score,
@@ -22,32 +49,67 @@ from .scores import (
     max_logit_score,
     msp_score,
 )
+from .tokenization import train_sentencepiece_tokenizer
 from .trainer import OETrainer
 from .training_args import OETrainingArguments
 
 
+try:  # the image path needs the `vision` extra (torchvision); `import oe_text` registers its Auto classes
+    from . import vision
+except ImportError:  # pragma: no cover
+    vision = None
+
+
 __all__ = [
     "__version__",
+    "KNNScorer",
+    "MahalanobisScorer",
     "MirrorMissError",
-    "OOD_PRESETS",
-    "TextNormalization",
-    "UnavailableDatasetError",
-    "load_id_dataset",
-    "load_ood_dataset",
-    "load_ood_datasets",
-    "load_outlier_dataset",
+    "OEClassifier",
+    "OEConfig",
     "OETrainer",
     "OETrainingArguments",
+    "OODDetectorMixin",
+    "OODResults",
+    "OODSubsetPlan",
+    "OOD_PRESETS",
     "OutlierStream",
+    "RecipeArguments",
+    "TextNormalization",
+    "ThresholdNotCalibratedError",
+    "UnavailableDatasetError",
+    "aupr_in",
+    "aupr_out",
+    "auroc",
+    "build_model_card",
+    "calibration_metrics",
+    "compare_results",
+    "compare_results_to_dict",
+    "detection_error",
     "energy_margin_loss",
     "energy_score",
     "entropy_score",
+    "evaluate_ood",
+    "evaluate_ood_from_logits",
+    "evaluate_ood_from_scores",
+    "fpr_at_tpr",
     "free_energy",
     "kl_uniform_score",
     "load_hub_dataset",
+    "load_id_dataset",
+    "load_ood_dataset",
+    "load_ood_datasets",
+    "load_ood_metric",
+    "load_outlier_dataset",
     "max_logit_score",
     "msp_score",
+    "ood_detection_metrics",
+    "ood_detection_metrics_from_labels",
     "outlier_exposure_loss",
+    "plan_ood_subsets",
     "resolve_hub_id",
+    "run_recipe",
     "threshold_at_tpr",
+    "train_sentencepiece_tokenizer",
+    "vision",
 ]

@@ -1,0 +1,138 @@
+"""The `oe-text` command: `train`, `evaluate` and `detect`.
+
+oe-text train --dataset sst2 --model gru --output_dir outputs/sst2_gru      # the recipe, any preset or file
+oe-text evaluate --model outputs/sst2_gru/detector --id_dataset sst2 --ood_datasets snli imdb
+echo "what is the capital of peru ?" | oe-text detect --model outputs/trec_gru/detector
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets
+
+
+def _read_texts(path: str) -> list[str]:
+    """Non-blank lines of a file (`-` = standard input), stripped of their line end."""
+    if path == "-":
+        lines: Iterable[str] = sys.stdin
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise SystemExit(f"oe-text: input file {path!r} does not exist.")
+        lines = file.read_text(encoding="utf-8").splitlines()
+    texts = [line.rstrip("\r\n") for line in lines if line.strip()]
+    if not texts:
+        raise SystemExit(f"oe-text: no text to process in {'standard input' if path == '-' else path!r}.")
+    return texts
+
+
+def _load_detector(name: str):
+    from .modeling_oe import OEClassifier
+
+    model = OEClassifier.from_pretrained(name)
+    if getattr(model, "tokenizer", None) is None:
+        raise SystemExit(f"oe-text: the detector {name!r} has no saved tokenizer; save it with its tokenizer.")
+    return model
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_ood
+
+    model = _load_detector(args.model)
+    normalization = TextNormalization.for_tokenizer(model.tokenizer)
+    data = load_id_dataset(args.id_dataset, normalization=normalization, label_granularity=args.label_granularity)
+    test = data["test"]
+    if args.max_eval_samples:
+        test = test.shuffle(seed=args.seed).select(range(min(args.max_eval_samples, len(test))))
+    ood, unavailable = ({}, {})
+    if args.ood_datasets:
+        ood, unavailable = load_ood_datasets(args.ood_datasets, normalization=normalization)
+    for file in args.ood_files or []:
+        ood[Path(file).stem] = [normalization(t) for t in _read_texts(file)]
+    if not ood:
+        raise SystemExit(f"oe-text: no OOD set could be loaded ({unavailable}); pass --ood_datasets or --ood_files.")
+    results = evaluate_ood(
+        model,
+        model.tokenizer,
+        test,
+        ood,
+        scores=args.scores,
+        protocol=args.protocol,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        unavailable=unavailable,
+        max_ood_samples=args.max_ood_samples,
+    )
+    print(results)
+    if args.output_dir:
+        written = results.save(args.output_dir)
+        print(f"\nWrote {', '.join(str(p) for p in written.values())}")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    model = _load_detector(args.model)
+    texts = _read_texts(args.input)
+    detections = model.detect(texts, batch_size=args.batch_size, threshold=args.threshold)
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+    try:
+        for text, det in zip(texts, detections):
+            record = {"text": text, "label": det["label"], "probability": det["score"]}
+            record.update(ood_score=det["ood_score"], is_ood=det["is_ood"])
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oe-text", description="Outlier Exposure for Hugging Face models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "train",
+        help="run the recipe (baseline, OE, evaluation, detector); `oe-text train --help` lists every option",
+        add_help=False,
+    )
+
+    ev = sub.add_parser("evaluate", help="evaluate a saved or Hub detector against OOD presets or files")
+    ev.add_argument("--model", required=True, help="detector folder or Hub id")
+    ev.add_argument("--id_dataset", required=True, help="in-distribution preset, Hub id or file (its test split)")
+    ev.add_argument("--label_granularity", default="fine", help="TREC labels: fine or coarse")
+    ev.add_argument("--ood_datasets", nargs="*", default=list(OOD_PRESETS), help="OOD presets")
+    ev.add_argument("--ood_files", nargs="*", help="text files, one input per line, as extra OOD sets")
+    ev.add_argument("--scores", nargs="+", default=["msp"], help="msp, max_logit, energy, kl_uniform, entropy")
+    ev.add_argument("--protocol", choices=["paper", "full"], default="paper")
+    ev.add_argument("--max_eval_samples", type=int, help="cap on in-distribution test inputs")
+    ev.add_argument("--max_ood_samples", type=int, help="cap on inputs per OOD set")
+    ev.add_argument("--batch_size", type=int, default=64)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--output_dir", help="write results.json/.csv/.md and plots here")
+
+    de = sub.add_parser("detect", help="classify texts and flag OOD ones; writes JSON lines")
+    de.add_argument("--model", required=True, help="detector folder or Hub id")
+    de.add_argument("--input", default="-", help="text file, one input per line (default: standard input)")
+    de.add_argument("--output", default="-", help="JSON-lines file (default: standard output)")
+    de.add_argument("--batch_size", type=int, default=64)
+    de.add_argument("--threshold", type=float, help="override the detector's calibrated threshold")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        from .recipe import main as recipe_main
+
+        recipe_main(args=argv[1:])
+        return 0
+    args = build_parser().parse_args(argv)
+    return _evaluate(args) if args.command == "evaluate" else _detect(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

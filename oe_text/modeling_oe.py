@@ -1,0 +1,713 @@
+"""`OEClassifier`: a Hub-native text classifier that also flags out-of-distribution inputs.
+
+One `PreTrainedModel` for two kinds of backbone:
+
+* any Hugging Face encoder (`OEClassifier.from_backbone("sentence-transformers/all-MiniLM-L6-v2", num_labels=2)`),
+  pooled (masked mean or first token) and followed by dropout + a linear head;
+* the Outlier Exposure paper's recurrent baselines trained from scratch (`OEClassifier.from_rnn("gru", ...)`: 50-dim
+  embeddings, 2 layers of 128 units, linear head on the last hidden state), with a sentencepiece tokenizer trained on
+  the in-distribution text (`oe_text.tokenization.train_sentencepiece_tokenizer`).
+
+The OOD score, its temperature and the calibrated decision threshold live in the config (`OEConfig`), so a detector
+saved with `save_pretrained` / `push_to_hub` is restored with its decision rule by `OEClassifier.from_pretrained`,
+`AutoModelForSequenceClassification.from_pretrained` or `transformers.pipeline("text-classification", ...)`. Weights
+are safetensors; nothing needs `trust_remote_code` (importing `oe_text` registers the classes with the Auto API).
+
+Importing this module registers `OEConfig` with `AutoConfig` (model type `"oe-classifier"`) and `OEClassifier` with
+`AutoModelForSequenceClassification`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from huggingface_hub import HfApi
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+from transformers import initialization as hf_init
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import logging
+
+from .configuration_oe import OEConfig
+from .detection import OODDetectorMixin
+from .hub import is_mirrored, mirror_root, resolve_hub_id
+from .inference import predict_logits
+from .modelcard import build_model_card
+from .modeling_rnn import RNN_KINDS, RNNEncoder, rnn_backbone_config
+
+
+logger = logging.get_logger(__name__)
+
+# Keys of a backbone's `config.to_dict()` that describe where it came from or its own head, not its architecture.
+_BACKBONE_CONFIG_DROP = ("_name_or_path", "transformers_version", "architectures", "id2label", "label2id")
+# Hub download options of `from_pretrained` that also apply to the tokenizer saved beside the weights.
+_TOKENIZER_HUB_KWARGS = (
+    "revision",
+    "token",
+    "cache_dir",
+    "local_files_only",
+    "subfolder",
+    "force_download",
+    "proxies",
+)
+_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+
+
+def _labels_kwargs(num_labels: int | None, id2label, label2id) -> dict[str, Any]:
+    """Normalise the label arguments of the factories into `PretrainedConfig` kwargs."""
+    if id2label is not None:
+        if isinstance(id2label, Sequence) and not isinstance(id2label, str):
+            id2label = dict(enumerate(id2label))
+        if not isinstance(id2label, Mapping):
+            raise TypeError(f"`id2label` must be a dict or a list of label names, got {type(id2label).__name__}.")
+        id2label = {int(k): str(v) for k, v in id2label.items()}
+        if sorted(id2label) != list(range(len(id2label))):
+            raise ValueError(f"`id2label` keys must be 0..{len(id2label) - 1}, got {sorted(id2label)}.")
+        if num_labels is not None and num_labels != len(id2label):
+            raise ValueError(f"`num_labels={num_labels}` disagrees with the {len(id2label)} labels of `id2label`.")
+        if label2id is None:
+            label2id = {v: k for k, v in id2label.items()}
+        return {"id2label": id2label, "label2id": dict(label2id)}
+    if label2id is not None:
+        return _labels_kwargs(num_labels, {int(v): k for k, v in label2id.items()}, label2id)
+    return {"num_labels": num_labels if num_labels is not None else 2}
+
+
+def _backbone_config_dict(config) -> dict[str, Any]:
+    # A JSON round trip turns dtypes and other objects into the plain values config.json will hold anyway.
+    values = json.loads(config.to_json_string(use_diff=False))
+    return {k: v for k, v in values.items() if k not in _BACKBONE_CONFIG_DROP}
+
+
+def _pooling_kwargs(config) -> dict[str, Any]:
+    """`add_pooling_layer=False` for encoders that accept it: their pooler is unused (and would get no gradient)."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    try:
+        model_cls = MODEL_MAPPING[type(config)]
+    except KeyError:
+        return {}
+    return (
+        {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_cls.__init__).parameters else {}
+    )
+
+
+def _sentence_transformers_max_length(path: str) -> int | None:
+    """`max_seq_length` of a sentence-transformers checkpoint (e.g. 256 for all-MiniLM-L6-v2), if it has one."""
+    file = os.path.join(path, "sentence_bert_config.json")
+    if not os.path.isfile(file):
+        return None
+    with open(file) as f:
+        value = json.load(f).get("max_seq_length")
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _realign_cpu_tensors(model: nn.Module, alignment: int = 64) -> None:
+    """Copy CPU parameters/buffers that the safetensors loader left at unaligned addresses into fresh memory.
+
+    Weights loaded from a safetensors file can start at any byte offset, and CPU BLAS kernels take other code paths on
+    unaligned memory: the logits then differ from the saved model's in the last bits (~1e-8), which is enough to move
+    an input across a calibrated threshold. Fresh torch allocations are aligned, so a copy restores identical logits.
+    """
+    copies: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.device.type != "cpu" or tensor.numel() == 0 or tensor.data_ptr() % alignment == 0:
+                continue
+            key = tensor.data_ptr()
+            if key not in copies:
+                copies[key] = tensor.data.clone(memory_format=torch.contiguous_format)
+            tensor.data = copies[key]
+
+
+class OEClassifier(OODDetectorMixin, PreTrainedModel):
+    """Text classifier + OOD detector (Outlier Exposure, Hendrycks et al. 2019); transformer or GRU/LSTM backbone.
+
+    Build one with `from_backbone` (pretrained encoder) or `from_rnn` (paper's baseline from scratch), train it with
+    `OETrainer`, calibrate its threshold with `calibrate_threshold`, save or push it, and call `detect(texts)`.
+
+    Attributes:
+        tokenizer: the tokenizer `detect` uses; set by `from_backbone`, `from_rnn(tokenizer=...)` and
+            `from_pretrained` (when the folder/repo holds one), and saved by `save_pretrained`.
+    """
+
+    config_class = OEConfig
+    base_model_prefix = "backbone"
+    main_input_name = "input_ids"
+    _no_split_modules = ["RNNEncoder"]
+    # The attention implementation is the transformer backbone's business (it is passed on to it when requested).
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    # The loss is a plain per-batch mean: Trainer must not pass `num_items_in_batch`.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: OEConfig, backbone: nn.Module | None = None):
+        requested_attn = config._attn_implementation
+        super().__init__(config)
+        if config.backbone_config is None:
+            raise ValueError(
+                "OEConfig.backbone_config is not set; build a detector with `OEClassifier.from_backbone(...)` or "
+                "`OEClassifier.from_rnn(...)`, or load one with `OEClassifier.from_pretrained(...)`."
+            )
+        if config.num_labels is None or config.num_labels < 2:
+            raise ValueError(f"OEClassifier needs num_labels >= 2 (softmax OOD scores), got {config.num_labels}.")
+        self.tokenizer = None
+        if config.backbone_type == "transformer":
+            if backbone is None:
+                backbone_config = AutoConfig.for_model(**config.backbone_config)
+                kwargs = _pooling_kwargs(backbone_config)
+                if requested_attn is not None:
+                    kwargs["attn_implementation"] = requested_attn
+                backbone = AutoModel.from_config(backbone_config, **kwargs)
+            hidden = backbone.config.hidden_size
+            default_dropout = next(
+                (
+                    getattr(backbone.config, name)
+                    for name in ("classifier_dropout", "hidden_dropout_prob", "dropout")
+                    if isinstance(getattr(backbone.config, name, None), (int, float))
+                ),
+                0.1,
+            )
+            forward_params = inspect.signature(backbone.forward).parameters
+            self._backbone_takes_token_type_ids = "token_type_ids" in forward_params
+        else:
+            if backbone is None:
+                backbone = RNNEncoder(config.backbone_type, **config.backbone_config)
+            hidden = backbone.hidden_size
+            default_dropout = 0.0
+            self._backbone_takes_token_type_ids = False
+        self.backbone = backbone
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else default_dropout
+        self.dropout = nn.Dropout(float(dropout))
+        self.classifier = nn.Linear(hidden, config.num_labels)
+        self.post_init()
+
+    @property
+    def supports_gradient_checkpointing(self) -> bool:
+        """Activation checkpointing is delegated to a transformer backbone; recurrent backbones do not support it."""
+        backbone = getattr(self, "backbone", None)
+        return isinstance(backbone, PreTrainedModel) and bool(backbone.supports_gradient_checkpointing)
+
+    # ------------------------------------------------------------------------------------------------ weights
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialise the head and recurrent backbones; pretrained transformer backbones are never touched.
+
+        A transformer backbone is a `PreTrainedModel` child, so `initialize_weights` dispatches its own
+        `_init_weights` to it, and `from_backbone` marks its loaded parameters as initialised. The guarded
+        `transformers.initialization` functions skip any parameter loaded by `from_pretrained`.
+        """
+        if module is self.classifier:
+            if self.config.backbone_type == "transformer":
+                std = (self.config.backbone_config or {}).get("initializer_range", 0.02)
+                hf_init.normal_(module.weight, mean=0.0, std=std)
+                hf_init.zeros_(module.bias)
+            else:
+                # PyTorch's default Linear init, as in the paper's code.
+                bound = 1.0 / float(np.sqrt(module.in_features))
+                hf_init.uniform_(module.weight, -bound, bound)
+                hf_init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, RNNEncoder):
+            # PyTorch defaults (the paper's): N(0, 1) embeddings with a zero pad row, U(+-1/sqrt(hidden)) recurrence.
+            emb = module.embeddings
+            loaded = getattr(emb.weight, "_is_hf_initialized", False)
+            hf_init.normal_(emb.weight, mean=0.0, std=1.0)
+            if emb.padding_idx is not None and not loaded:
+                with torch.no_grad():
+                    emb.weight[emb.padding_idx].zero_()
+            bound = 1.0 / float(np.sqrt(module.hidden_size))
+            for param in module.rnn.parameters():
+                hf_init.uniform_(param, -bound, bound)
+
+    # ------------------------------------------------------------------------------------------------ factories
+    @classmethod
+    def from_backbone(
+        cls,
+        name_or_path: str | os.PathLike,
+        num_labels: int | None = None,
+        id2label: Mapping[int, str] | Sequence[str] | None = None,
+        label2id: Mapping[str, int] | None = None,
+        pooling: str = "mean",
+        load_tokenizer: bool = True,
+        backbone_kwargs: dict[str, Any] | None = None,
+        **config_kwargs,
+    ) -> OEClassifier:
+        """A detector on a pretrained Hugging Face encoder, with a fresh linear head.
+
+        The id is resolved with `oe_text.hub.resolve_hub_id` (the offline mirror when `OE_TEXT_MIRROR` is set). The
+        backbone's pretrained weights are kept as they are; its config is copied into `config.backbone_config` so that
+        a saved detector is rebuilt without downloading the backbone again. For sentence-transformers checkpoints
+        the tokenizer's `model_max_length` is set to their `max_seq_length` (256 for all-MiniLM-L6-v2).
+
+        Args:
+            name_or_path (`str` or `os.PathLike`): Hub id or local folder of an encoder loadable with `AutoModel`.
+            num_labels (`int`, *optional*): number of in-distribution classes (default 2, or `len(id2label)`).
+            id2label (`dict` or `list[str]`, *optional*): class names, e.g. `["negative", "positive"]`.
+            label2id (`dict`, *optional*): inverse of `id2label` (derived when omitted).
+            pooling (`str`, *optional*, defaults to `"mean"`): `"mean"` (masked mean, as sentence-transformers) or
+                `"cls"` (first token).
+            load_tokenizer (`bool`, *optional*, defaults to `True`): attach the backbone's tokenizer as
+                `model.tokenizer` (so `detect` and `save_pretrained` include it).
+            backbone_kwargs (`dict`, *optional*): extra arguments of `AutoModel.from_pretrained` (e.g. `revision`).
+            config_kwargs: other `OEConfig` fields (`classifier_dropout`, `ood_score`, `ood_temperature`, ...).
+
+        Returns:
+            `OEClassifier` in training mode.
+        """
+        path = resolve_hub_id(name_or_path, "model")
+        backbone_kwargs = dict(backbone_kwargs or {})
+        backbone = AutoModel.from_pretrained(path, **backbone_kwargs)
+        if _pooling_kwargs(backbone.config) and getattr(backbone, "pooler", None) is not None:
+            # The head reads pooled hidden states, never the pooler; dropping it matches the backbone rebuilt on
+            # load (`add_pooling_layer=False`) and leaves no parameter without gradient.
+            backbone.pooler = None
+        config = OEConfig(
+            backbone_type="transformer",
+            backbone_config=_backbone_config_dict(backbone.config),
+            pooling=pooling,
+            base_model_name=os.fspath(name_or_path),
+            **_labels_kwargs(num_labels, id2label, label2id),
+            **config_kwargs,
+        )
+        # Mark the pretrained weights as initialised so that `post_init` cannot overwrite them.
+        for tensor in (*backbone.parameters(), *backbone.buffers()):
+            tensor._is_hf_initialized = True
+        model = cls(config, backbone=backbone)
+        if load_tokenizer:
+            tokenizer = AutoTokenizer.from_pretrained(
+                path, **{k: v for k, v in backbone_kwargs.items() if k in _TOKENIZER_HUB_KWARGS}
+            )
+            max_length = _sentence_transformers_max_length(path)
+            if max_length is not None:
+                tokenizer.model_max_length = max_length
+            model.tokenizer = tokenizer
+        model.train()
+        return model
+
+    @classmethod
+    def from_rnn(
+        cls,
+        kind: str = "gru",
+        vocab_size: int | None = None,
+        num_labels: int | None = None,
+        id2label: Mapping[int, str] | Sequence[str] | None = None,
+        label2id: Mapping[str, int] | None = None,
+        tokenizer=None,
+        embedding_dim: int = 50,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        pad_token_id: int | None = None,
+        **config_kwargs,
+    ) -> OEClassifier:
+        """The paper's recurrent baseline (GRU, or an LSTM of the same shape), randomly initialised.
+
+        Defaults are the paper's NLP model: 50-dim embeddings, 2 unidirectional layers of 128 units, linear head on
+        the top layer's state after the last token, no dropout.
+
+        Args:
+            kind (`str`, *optional*, defaults to `"gru"`): `"gru"` or `"lstm"`.
+            vocab_size (`int`, *optional*): embedding rows; default `len(tokenizer)`.
+            num_labels, id2label, label2id: as in `from_backbone`.
+            tokenizer (*optional*): the tokenizer to attach (e.g. from `train_sentencepiece_tokenizer`); gives the
+                default `vocab_size` and `pad_token_id`.
+            embedding_dim, hidden_size, num_layers, dropout: recurrent backbone shape; `dropout` is between layers.
+            pad_token_id (`int`, *optional*): padding id (default: the tokenizer's, else 0).
+            config_kwargs: other `OEConfig` fields (`classifier_dropout`, `ood_score`, ...).
+
+        Returns:
+            `OEClassifier` in training mode.
+        """
+        if kind not in RNN_KINDS:
+            raise ValueError(f"`kind` must be one of {RNN_KINDS}, got {kind!r}.")
+        if vocab_size is None:
+            if tokenizer is None:
+                raise ValueError("Pass `vocab_size` or a `tokenizer` (whose length gives the vocabulary size).")
+            vocab_size = len(tokenizer)
+        if pad_token_id is None:
+            pad_token_id = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
+            pad_token_id = 0 if pad_token_id is None else pad_token_id
+        backbone_config = rnn_backbone_config(
+            vocab_size,
+            embedding_dim=embedding_dim,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            pad_token_id=pad_token_id,
+        )
+        config = OEConfig(
+            backbone_type=kind,
+            backbone_config=backbone_config,
+            pad_token_id=pad_token_id,
+            **_labels_kwargs(num_labels, id2label, label2id),
+            **config_kwargs,
+        )
+        model = cls(config)
+        model.tokenizer = tokenizer
+        model.train()
+        return model
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def extract_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """The features the classification head reads, shape `(batch, hidden)` (pooled states, before dropout)."""
+        features, _ = self._encode(input_ids, attention_mask, token_type_ids, output_hidden_states=False, **kwargs)
+        return features
+
+    def classify_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits `(batch, num_labels)` from `extract_features` output (dropout is active only in training)."""
+        return self.classifier(self.dropout(features))
+
+    def _encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, **kwargs):
+        if input_ids is None:
+            raise ValueError("`input_ids` is required.")
+        if self.config.backbone_type != "transformer":
+            unknown = sorted(set(kwargs) - {"num_items_in_batch"})
+            if unknown:
+                raise TypeError(f"Unexpected input(s) {unknown} for a {self.config.backbone_type} backbone.")
+            # Recurrent backbones have one segment: `token_type_ids` is accepted (for a common collator) and unused.
+            return self.backbone(input_ids, attention_mask), None
+        kwargs.pop("num_items_in_batch", None)
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self._backbone_takes_token_type_ids:
+            inputs["token_type_ids"] = token_type_ids
+        out = self.backbone(**inputs, output_hidden_states=output_hidden_states, **kwargs)
+        states = out[0]
+        if self.config.pooling == "cls":
+            features = states[:, 0]
+        else:
+            mask = (
+                attention_mask.to(states.dtype)
+                if attention_mask is not None
+                else torch.ones(states.shape[:2], dtype=states.dtype, device=states.device)
+            ).unsqueeze(-1)
+            features = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        hidden_states = getattr(out, "hidden_states", None) if output_hidden_states else None
+        return features, hidden_states
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        """Classify a batch of token ids.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, seq_len)`): token ids.
+            attention_mask (`torch.Tensor` of shape `(batch, seq_len)`, *optional*): 1 for tokens, 0 for padding.
+            token_type_ids (`torch.LongTensor`, *optional*): segment ids, passed to transformer backbones that take
+                them; ignored by recurrent backbones.
+            labels (`torch.LongTensor` of shape `(batch,)`, *optional*): class ids; the loss is their mean
+                cross-entropy.
+            output_hidden_states (`bool`, *optional*): return the transformer backbone's hidden states (recurrent
+                backbones return `None`).
+            return_dict (`bool`, *optional*): return a `SequenceClassifierOutput` (default) or a tuple.
+            kwargs: passed to a transformer backbone (e.g. `position_ids`, `output_attentions`).
+
+        Returns:
+            `SequenceClassifierOutput` with `loss` (when `labels` is given), `logits` `(batch, num_labels)` and
+            `hidden_states`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        features, hidden_states = self._encode(
+            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, **kwargs
+        )
+        logits = self.classify_features(features)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.float(), labels.to(logits.device).view(-1))
+        if not return_dict:
+            output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    # ------------------------------------------------------------------------------------------------ detection
+    def _tokenizer_or_raise(self, tokenizer):
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        if tokenizer is None:
+            raise ValueError(
+                "This detector has no tokenizer: pass `tokenizer=`, or set `model.tokenizer` (from_pretrained "
+                "attaches the tokenizer saved beside the weights; from_rnn takes `tokenizer=`)."
+            )
+        return tokenizer
+
+    def _max_length(self, tokenizer, max_length: int | None) -> int | None:
+        if max_length is not None:
+            return max_length
+        limits = [getattr(tokenizer, "model_max_length", None), self.config.max_position_embeddings]
+        limits = [m for m in limits if isinstance(m, int) and 0 < m < 1_000_000]
+        return min(limits) if limits else None
+
+    def compute_ood_scores(
+        self, texts: Sequence[str], batch_size: int = 64, tokenizer=None, max_length: int | None = None
+    ) -> np.ndarray:
+        """OOD scores of raw texts (config's `ood_score` / `ood_temperature`); higher = more anomalous.
+
+        Used by `calibrate_threshold(texts, ...)`. Texts are tokenized with `tokenizer` (default `self.tokenizer`)
+        and truncated to the model's maximum length.
+        """
+        tokenizer = self._tokenizer_or_raise(tokenizer)
+        logits = predict_logits(
+            self, tokenizer, texts, batch_size=batch_size, max_length=self._max_length(tokenizer, max_length)
+        )
+        return self.ood_scores_from_logits(logits)
+
+    def detect(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 64,
+        tokenizer=None,
+        threshold: float | None = None,
+        require_threshold: bool = False,
+        max_length: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Classify texts and flag the out-of-distribution ones.
+
+        Texts are tokenized with the saved tokenizer (or `tokenizer`), truncated to the model's maximum length
+        (the smaller of the tokenizer's `model_max_length` and the backbone's `max_position_embeddings`), and run in
+        batches under `no_grad` on the model's device.
+
+        Args:
+            texts (`str` or list of `str`): the inputs; an empty list or an empty string is an error.
+            batch_size (`int`, *optional*, defaults to 64): texts per forward pass.
+            tokenizer (*optional*): overrides `self.tokenizer`.
+            threshold (`float`, *optional*): overrides the calibrated `config.ood_threshold`.
+            require_threshold (`bool`, *optional*, defaults to `False`): raise `ThresholdNotCalibratedError` instead
+                of returning `is_ood=None` when no threshold is available.
+            max_length (`int`, *optional*): overrides the truncation length.
+
+        Returns:
+            `list[dict]`, one per text (also for a single string), with `label` (predicted class name), `score`
+            (its softmax probability), `ood_score` (higher = more anomalous) and `is_ood` (`bool`; `None` when no
+            threshold is calibrated and none is passed).
+        """
+        tokenizer = self._tokenizer_or_raise(tokenizer)
+        logits = predict_logits(
+            self, tokenizer, texts, batch_size=batch_size, max_length=self._max_length(tokenizer, max_length)
+        )
+        return self.detections_from_logits(logits, threshold=threshold, require_threshold=require_threshold)
+
+    def record_oe_provenance(
+        self,
+        in_distribution_dataset: str | None = None,
+        auxiliary_dataset: str | None = None,
+        oe_weight: float | None = None,
+        oe_loss: str | None = None,
+        ood_results: Mapping[str, Mapping[str, float]] | str | None = None,
+        training_args=None,
+        **extra,
+    ) -> dict[str, Any]:
+        """Record how the detector was trained and evaluated, for the model card (`config.oe`).
+
+        Args:
+            in_distribution_dataset (`str`, *optional*): e.g. `"SetFit/sst2"`.
+            auxiliary_dataset (`str`, *optional*): the outlier exposure dataset, e.g. `"Salesforce/wikitext"`.
+            oe_weight (`float`, *optional*): lambda, the weight of the OE term.
+            oe_loss (`str`, *optional*): `"uniform"` (cross-entropy to uniform) or `"energy"`.
+            ood_results (`dict` or `str`, *optional*): `{ood_set: {metric: value}}` with the keys of
+                `oe_text.metrics.ood_detection_metrics` (fractions in [0, 1]), or a markdown table.
+            training_args (`OETrainingArguments`, *optional*): fills `oe_weight` and `oe_loss` when not given.
+            extra: other JSON-serialisable entries to keep (e.g. `seed`, `epochs`).
+
+        Returns:
+            `dict`: the updated `config.oe`.
+        """
+        if training_args is not None:
+            oe_weight = oe_weight if oe_weight is not None else getattr(training_args, "oe_weight", None)
+            oe_loss = oe_loss if oe_loss is not None else getattr(training_args, "oe_loss", None)
+        values = {
+            "in_distribution_dataset": in_distribution_dataset,
+            "auxiliary_dataset": auxiliary_dataset,
+            "oe_weight": oe_weight,
+            "oe_loss": oe_loss,
+            "ood_results": ood_results,
+            **extra,
+        }
+        oe = dict(self.config.oe or {})
+        oe.update({k: v for k, v in values.items() if v is not None})
+        json.dumps(oe)  # fail now, not at save time, on values config.json cannot hold
+        self.config.oe = oe
+        return oe
+
+    # ------------------------------------------------------------------------------------------------ save / load
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, load_tokenizer: bool = True, **kwargs
+    ) -> OEClassifier:
+        """`PreTrainedModel.from_pretrained` that also attaches the tokenizer saved beside the weights.
+
+        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) is loaded from it; any other id goes to the Hub
+        (`HF_ENDPOINT`) as usual. Pass `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are
+        needed; `use_safetensors=True` is supported.
+        """
+        name = os.fspath(pretrained_model_name_or_path)
+        if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
+            name = resolve_hub_id(name, "model")
+        model = super().from_pretrained(name, *model_args, **kwargs)
+        _realign_cpu_tensors(model)
+        if load_tokenizer:
+            model.tokenizer = cls._load_saved_tokenizer(name, kwargs)
+        return model
+
+    @staticmethod
+    def _load_saved_tokenizer(name: str, kwargs: dict[str, Any]):
+        hub_kwargs = {k: kwargs[k] for k in _TOKENIZER_HUB_KWARGS if k in kwargs}
+        if os.path.isdir(name):
+            folder = os.path.join(name, hub_kwargs.get("subfolder") or "")
+            if not any(os.path.isfile(os.path.join(folder, f)) for f in _TOKENIZER_FILES):
+                logger.info(f"No tokenizer saved in {folder}; `detect` will need `tokenizer=`.")
+                return None
+        try:
+            return AutoTokenizer.from_pretrained(name, **hub_kwargs)
+        except (OSError, ValueError) as err:
+            logger.warning(f"Could not load a tokenizer from {name} ({err}); `detect` will need `tokenizer=`.")
+            return None
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        push_to_hub: bool = False,
+        *,
+        save_tokenizer: bool = True,
+        model_card: bool = True,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> None:
+        """`PreTrainedModel.save_pretrained` (safetensors) plus the attached tokenizer and a model card (README.md).
+
+        Args:
+            save_directory, is_main_process, state_dict, kwargs: as `PreTrainedModel.save_pretrained`.
+            push_to_hub (`bool`, *optional*, defaults to `False`): after saving, upload the folder to `repo_id`
+                (a kwarg; default: the folder's name), as `PreTrainedModel.save_pretrained` does.
+            save_tokenizer (`bool`, *optional*, defaults to `True`): also save `self.tokenizer` when set.
+            model_card (`bool`, *optional*, defaults to `True`): write README.md with `oe_text.modelcard`.
+            model_card_kwargs (`dict`, *optional*): extra arguments of `build_model_card` (e.g. `repo_id`, `tags`).
+        """
+        push_kwargs = {}
+        if push_to_hub:
+            push_kwargs = {
+                k: kwargs.pop(k)
+                for k in ("repo_id", "commit_message", "commit_description", "private", "revision", "create_pr")
+                if k in kwargs
+            }
+            push_kwargs["token"] = kwargs.get("token")
+        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
+        if not is_main_process:
+            return
+        if save_tokenizer and self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+        card_kwargs = dict(model_card_kwargs or {})
+        if push_to_hub:
+            card_kwargs.setdefault("repo_id", push_kwargs.get("repo_id", os.path.basename(os.fspath(save_directory))))
+        if model_card:
+            build_model_card(self.config, **card_kwargs).save(os.path.join(save_directory, "README.md"))
+        if push_to_hub:
+            repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
+            self._upload_folder(save_directory, repo_id, **push_kwargs)
+
+    def _upload_folder(
+        self,
+        folder: str | os.PathLike,
+        repo_id: str,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        create_repo: bool = True,
+    ):
+        api = HfApi()
+        if create_repo:
+            repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        if revision is not None and not revision.startswith("refs/pr"):
+            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=os.fspath(folder),
+            commit_message=commit_message or "Upload OEClassifier detector",
+            commit_description=commit_description,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ):
+        """Save the detector (weights, config with the threshold, tokenizer, model card) and upload it to `repo_id`.
+
+        Unlike `PreTrainedModel.push_to_hub`, which replaces README.md with a generic card, the uploaded README.md
+        is the card of `oe_text.modelcard.build_model_card` (its usage snippet names `repo_id`).
+
+        Args:
+            repo_id (`str`): `"user/name"` (or `"name"` in the token's namespace).
+            commit_message, commit_description, private, token, revision, create_pr, max_shard_size: as
+                `PreTrainedModel.push_to_hub`.
+            tags (`list[str]`, *optional*): extra model card tags.
+
+        Returns:
+            `huggingface_hub.CommitInfo` of the upload.
+        """
+        api = HfApi()
+        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            self.save_pretrained(
+                tmp_dir, max_shard_size=max_shard_size, model_card_kwargs={"repo_id": repo_id, "tags": tags}
+            )
+            return self._upload_folder(
+                tmp_dir,
+                repo_id,
+                commit_message=commit_message,
+                commit_description=commit_description,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+                create_repo=False,
+            )
+
+
+AutoConfig.register(OEConfig.model_type, OEConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(OEConfig, OEClassifier, exist_ok=True)
+
+
+__all__ = ["OEClassifier", "OEConfig"]

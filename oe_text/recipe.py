@@ -1,0 +1,503 @@
+"""The paper's text experiment as one function: baseline, Outlier Exposure, OOD evaluation, detector.
+
+`recipes/sst2_oe.py`, `recipes/trec_oe.py`, `recipes/newsgroups_oe.py` and `oe-text train` are thin wrappers over
+`parse_recipe_args` + `run_recipe`. The procedure (Hendrycks et al. 2019, Section 4.2 and its NLP code):
+
+1. train the baseline classifier (cross-entropy only);
+2. Outlier Exposure: fine-tune the baseline with `CE + oe_weight * OE-term` (the paper's default), or train a fresh
+   model with OE from scratch (`--oe_mode scratch`);
+3. evaluate both as OOD detectors on the OOD presets (MSP and any other score; `paper` or `full` protocol) and print
+   one side-by-side table;
+4. calibrate the OE detector's threshold on in-distribution validation data and save it (with its tokenizer, results
+   and model card) in `output_dir/detector`; optionally push it to the Hub.
+
+Everything runs under `accelerate launch` with one or several processes: training is data-parallel, logits are
+computed with `Trainer.predict` (sharded over processes, gathered in order), and the main process writes the reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from transformers import AutoTokenizer, HfArgumentParser
+from transformers.utils import logging
+
+from .data import (
+    OOD_PRESETS,
+    TextNormalization,
+    load_id_dataset,
+    load_ood_datasets,
+    load_outlier_dataset,
+)
+from .data.in_distribution import ID_PRESETS
+from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
+from .hub import resolve_hub_id
+from .modeling_oe import OEClassifier
+from .scores import LOGIT_SCORES, compute_score
+from .tokenization import train_sentencepiece_tokenizer
+from .trainer import OETrainer
+from .training_args import OETrainingArguments
+
+
+logger = logging.get_logger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+RNN_MODELS = ("gru", "lstm")
+
+# The paper's NLP code (train.py / train_OE.py): Adam lr 0.01, cosine schedule, batch 64, 5 epochs, λ = 1, no clipping.
+RNN_TRAINING_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 0.01,
+    "lr_scheduler_type": "cosine",
+    "per_device_train_batch_size": 64,
+    "per_device_eval_batch_size": 256,
+    "num_train_epochs": 5.0,
+    "weight_decay": 0.0,
+    "warmup_steps": 0,
+    "max_grad_norm": 0.0,
+    "oe_weight": 1.0,
+}
+# Fine-tuning defaults for pretrained encoders, sized so the SST-2 recipe runs in minutes on a CPU.
+TRANSFORMER_TRAINING_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 5e-5,
+    "lr_scheduler_type": "linear",
+    "warmup_steps": 0.1,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 128,
+    "num_train_epochs": 1.0,
+    "weight_decay": 0.01,
+    "oe_weight": 1.0,
+}
+COMMON_TRAINING_DEFAULTS: dict[str, Any] = {
+    # Batches of similar lengths, like the paper's torchtext BucketIterator; also much less padding on a CPU.
+    "train_sampling_strategy": "group_by_length",
+    "logging_steps": 20,
+    "save_strategy": "no",
+    "report_to": "none",
+    "seed": 42,
+}
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sst2": {"max_length": 64},
+    "trec": {"max_length": 64},
+    # The paper truncates 20 Newsgroups posts to 100 tokens (fix_length=100).
+    "20ng": {"max_length": 100},
+}
+
+
+@dataclass
+class RecipeArguments:
+    """What to train, with which outliers, and how to evaluate it (training settings: `OETrainingArguments`)."""
+
+    dataset: str = field(
+        default="sst2",
+        metadata={"help": f"In-distribution preset ({', '.join(ID_PRESETS)}), another Hub id or a local file."},
+    )
+    text_column: str | None = field(default=None, metadata={"help": "Text column of a custom dataset."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column of a custom dataset."})
+    label_granularity: str = field(
+        default="fine", metadata={"help": "TREC labels: 'fine' (50, as the paper) or 'coarse' (6)."}
+    )
+    model: str = field(
+        default=DEFAULT_MODEL,
+        metadata={"help": "'gru' or 'lstm' (the paper's baselines, trained from scratch) or any Hub encoder id."},
+    )
+    oe_mode: str = field(
+        default="finetune",
+        metadata={
+            "help": "'finetune': OE fine-tunes the baseline (the paper's default); 'scratch': a fresh model is "
+            "trained with OE from the start.",
+            "choices": ["finetune", "scratch"],
+        },
+    )
+    auxiliary_dataset: str = field(
+        default="wikitext2", metadata={"help": "Auxiliary outliers: 'wikitext2', 'wikitext103', a Hub id or a file."}
+    )
+    auxiliary_config: str | None = field(default=None, metadata={"help": "Config of the auxiliary dataset."})
+    auxiliary_split: str = field(
+        default="validation+test",
+        metadata={
+            "help": "Split(s) of the auxiliary dataset, '+'-joined. The paper uses WikiText-2 'train'; the offline "
+            "mirror holds only 'validation' and 'test', hence the default."
+        },
+    )
+    auxiliary_text_column: str = field(default="text", metadata={"help": "Text column of a custom auxiliary set."})
+    auxiliary_streaming: bool = field(
+        default=False, metadata={"help": "Stream the auxiliary corpus (IterableDataset; flat memory)."}
+    )
+    auxiliary_max_samples: int | None = field(default=None, metadata={"help": "Cap on auxiliary sentences."})
+    exclude_test_overlap: bool = field(
+        default=True,
+        metadata={"help": "Drop auxiliary sentences that also occur in the ID test set or the OOD sets."},
+    )
+    ood_datasets: list[str] = field(
+        default_factory=lambda: list(OOD_PRESETS),
+        metadata={"help": "OOD presets to evaluate on; unavailable ones are reported by name."},
+    )
+    protocol: str = field(
+        default="paper",
+        metadata={
+            "help": "'paper': OOD:ID = 1:5, mean over 10 seeded OOD subsets; 'full': every example once.",
+            "choices": ["paper", "full"],
+        },
+    )
+    scores: list[str] = field(
+        default_factory=lambda: ["msp"],
+        metadata={"help": "OOD scores to evaluate: msp, max_logit, energy, kl_uniform, entropy, mahalanobis, knn."},
+    )
+    detector_score: str = field(default="msp", metadata={"help": "Score the saved detector uses for decisions."})
+    calibration_tpr: float = field(
+        default=0.95,
+        metadata={"help": "Fraction of in-distribution validation inputs the detector's threshold keeps."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Cap on training examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Cap on ID test/validation examples."})
+    max_ood_samples: int | None = field(default=None, metadata={"help": "Cap on examples per OOD set."})
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Token truncation length (default per dataset: SST-2/TREC 64, 20NG 100 as the paper)."},
+    )
+    vocab_size: int = field(default=10_000, metadata={"help": "Sentencepiece vocabulary of the GRU/LSTM models."})
+    lowercase: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Lower-case every text (ID, auxiliary, OOD alike). Default: what the tokenizer expects "
+            "(the uncased MiniLM lower-cases; GRU/LSTM: yes, as the paper's data)."
+        },
+    )
+    baseline_epochs: float | None = field(
+        default=None, metadata={"help": "Baseline epochs (default: num_train_epochs, as the paper)."}
+    )
+    baseline_learning_rate: float | None = field(
+        default=None, metadata={"help": "Baseline learning rate (default: learning_rate)."}
+    )
+
+    def __post_init__(self):
+        if self.oe_mode not in ("finetune", "scratch"):
+            raise ValueError(f"`oe_mode` must be 'finetune' or 'scratch', got {self.oe_mode!r}.")
+        if self.protocol not in ("paper", "full"):
+            raise ValueError(f"`protocol` must be 'paper' or 'full', got {self.protocol!r}.")
+        if not 0 < self.calibration_tpr <= 1:
+            raise ValueError(f"`calibration_tpr` must be in (0, 1], got {self.calibration_tpr}.")
+        if self.detector_score not in LOGIT_SCORES:
+            raise ValueError(f"`detector_score` must be one of {sorted(LOGIT_SCORES)}, got {self.detector_score!r}.")
+        if not self.ood_datasets:
+            raise ValueError("`ood_datasets` is empty: name at least one OOD preset.")
+        for name in ("max_train_samples", "max_eval_samples", "max_ood_samples", "max_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+
+    @property
+    def is_rnn(self) -> bool:
+        return self.model.lower() in RNN_MODELS
+
+
+def recipe_defaults(model: str, dataset: str) -> dict[str, Any]:
+    """Default `OETrainingArguments`/`RecipeArguments` values for a model kind and dataset (see module docs)."""
+    kind = RNN_TRAINING_DEFAULTS if model.lower() in RNN_MODELS else TRANSFORMER_TRAINING_DEFAULTS
+    return {
+        **COMMON_TRAINING_DEFAULTS,
+        **kind,
+        **DATASET_DEFAULTS.get(dataset, {}),
+        "output_dir": os.path.join("outputs", f"{dataset.replace('/', '_')}_{model.split('/')[-1].lower()}_oe"),
+    }
+
+
+def parse_recipe_args(
+    dataset: str | None = None, args: list[str] | None = None
+) -> tuple[RecipeArguments, OETrainingArguments]:
+    """Parse `RecipeArguments` and `OETrainingArguments` from the command line with per-model defaults.
+
+    The defaults depend on `--model` (GRU/LSTM: the paper's settings; encoders: fine-tuning settings) and on
+    `--dataset`; anything given on the command line wins.
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default=DEFAULT_MODEL)
+    pre.add_argument("--dataset", default=dataset or "sst2")
+    known, _ = pre.parse_known_args(args)
+    parser = HfArgumentParser((RecipeArguments, OETrainingArguments))
+    parser.set_defaults(dataset=known.dataset, **recipe_defaults(known.model, known.dataset))
+    recipe_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    return recipe_args, training_args
+
+
+@dataclass
+class RecipeResult:
+    """What `run_recipe` produced: both evaluations, the side-by-side table and where things were saved."""
+
+    baseline: OODResults
+    oe: OODResults
+    comparison: str
+    detector_dir: Path
+    output_dir: Path
+    threshold: float
+    pushed_to: str | None = None
+
+
+def _normalization(recipe_args: RecipeArguments, tokenizer) -> TextNormalization:
+    if recipe_args.lowercase is not None:
+        return TextNormalization(lowercase=recipe_args.lowercase)
+    if recipe_args.is_rnn:
+        return TextNormalization()
+    return TextNormalization.for_tokenizer(tokenizer)
+
+
+def _build_model(recipe_args: RecipeArguments, label_names: list[str], tokenizer) -> OEClassifier:
+    if recipe_args.is_rnn:
+        return OEClassifier.from_rnn(kind=recipe_args.model.lower(), id2label=label_names, tokenizer=tokenizer)
+    return OEClassifier.from_backbone(recipe_args.model, id2label=label_names)
+
+
+def _rnn_tokenizer(recipe_args, training_args, train_texts: list[str], max_length: int):
+    folder = Path(training_args.output_dir) / "tokenizer"
+    # One process trains the tokenizer; the others load it, so every rank has the same vocabulary.
+    with training_args.main_process_first(desc="training the sentencepiece tokenizer"):
+        if training_args.process_index == 0:
+            tokenizer = train_sentencepiece_tokenizer(
+                train_texts, vocab_size=recipe_args.vocab_size, model_max_length=max_length, seed=training_args.seed
+            )
+            tokenizer.save_pretrained(folder)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+    return tokenizer
+
+
+def _phase_args(training_args: OETrainingArguments, name: str, **changes) -> OETrainingArguments:
+    output_dir = os.path.join(training_args.output_dir, name)
+    # `replace` re-runs __post_init__, which must not see derived fields twice.
+    return dataclasses.replace(training_args, output_dir=output_dir, **changes)
+
+
+def _tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
+    keep = [c for c in ("label",) if c in dataset.column_names]
+    remove = [c for c in dataset.column_names if c not in keep]
+    return dataset.map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=remove,
+        desc="Tokenizing",
+    )
+
+
+def _predict(trainer: OETrainer, texts: list[str], tokenizer, max_length: int) -> np.ndarray:
+    dataset = _tokenize(Dataset.from_dict({"text": texts}), tokenizer, max_length)
+    predictions = trainer.predict(dataset).predictions
+    logits = predictions[0] if isinstance(predictions, tuple) else predictions
+    return np.asarray(logits, dtype=np.float32)
+
+
+def _evaluate(
+    trainer: OETrainer,
+    tokenizer,
+    recipe_args: RecipeArguments,
+    test: Dataset,
+    ood: dict[str, Dataset],
+    unavailable: dict[str, str],
+    train: Dataset,
+    max_length: int,
+) -> OODResults:
+    """Evaluate the trained model: sharded `Trainer.predict` for logit scores; feature scores on the main process."""
+    feature_scores = [s for s in recipe_args.scores if s not in LOGIT_SCORES]
+    seed = trainer.args.seed
+    common = dict(
+        scores=recipe_args.scores,
+        protocol=recipe_args.protocol,
+        seed=seed,
+        unavailable=unavailable,
+        max_ood_samples=recipe_args.max_ood_samples,
+    )
+    if feature_scores:
+        # Feature-space scores need penultimate features, which Trainer.predict does not return.
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        return evaluate_ood(
+            model,
+            tokenizer,
+            test,
+            ood,
+            batch_size=trainer.args.per_device_eval_batch_size,
+            max_length=max_length,
+            feature_fit_dataset=train,
+            **common,
+        )
+    plan = plan_ood_subsets(
+        len(test),
+        {name: len(ds) for name, ds in ood.items()},
+        protocol=recipe_args.protocol,
+        seed=seed,
+        max_ood_samples=recipe_args.max_ood_samples,
+    )
+    id_logits = _predict(trainer, test["text"], tokenizer, max_length)
+    ood_logits = {
+        name: _predict(trainer, ds.select(plan.indices_to_score(name))["text"], tokenizer, max_length)
+        for name, ds in ood.items()
+    }
+    common.pop("max_ood_samples")
+    return evaluate_ood_from_logits(id_logits, ood_logits, id_labels=np.asarray(test["label"]), plan=plan, **common)
+
+
+def _ood_results_for_card(results: OODResults, score: str) -> dict[str, dict[str, float]]:
+    table = {name: {k: v["mean"] for k, v in metrics.items()} for name, metrics in results.metrics[score].items()}
+    table["mean"] = results.mean_metrics(score)
+    return table
+
+
+def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments) -> RecipeResult:
+    """Run the paper's experiment (see the module docstring) and return both evaluations and the detector path."""
+    output_dir = Path(training_args.output_dir)
+    is_main = training_args.process_index == 0
+    max_length = recipe_args.max_length or 128
+
+    # ---- tokenizer and data (one normalisation policy for ID, auxiliary and OOD text)
+    tokenizer = None
+    if not recipe_args.is_rnn:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_hub_id(recipe_args.model))
+    normalization = _normalization(recipe_args, tokenizer)
+    with training_args.main_process_first(desc="loading datasets"):
+        data = load_id_dataset(
+            recipe_args.dataset,
+            text_column=recipe_args.text_column,
+            label_column=recipe_args.label_column,
+            label_granularity=recipe_args.label_granularity,
+            normalization=normalization,
+            max_train_samples=recipe_args.max_train_samples,
+            seed=training_args.seed,
+        )
+        ood, unavailable = load_ood_datasets(recipe_args.ood_datasets, normalization=normalization)
+    test, validation = data["test"], data["validation"]
+    if recipe_args.max_eval_samples is not None:
+        test = test.shuffle(seed=training_args.seed).select(range(min(len(test), recipe_args.max_eval_samples)))
+        validation = validation.select(range(min(len(validation), recipe_args.max_eval_samples)))
+    if not ood:
+        raise ValueError(f"None of the OOD sets {recipe_args.ood_datasets} could be loaded: {unavailable}.")
+    for name, reason in unavailable.items():
+        logger.warning(f"OOD set {name!r} is unavailable and is reported as such: {reason}")
+    label_names = data["train"].features["label"].names
+
+    if recipe_args.is_rnn:
+        tokenizer = _rnn_tokenizer(recipe_args, training_args, data["train"]["text"], max_length)
+    train = _tokenize(data["train"], tokenizer, max_length)
+
+    exclude = None
+    if recipe_args.exclude_test_overlap:
+        exclude = [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
+    with training_args.main_process_first(desc="loading auxiliary outliers"):
+        outliers = load_outlier_dataset(
+            recipe_args.auxiliary_dataset,
+            split=recipe_args.auxiliary_split,
+            config=recipe_args.auxiliary_config,
+            text_column=recipe_args.auxiliary_text_column,
+            streaming=recipe_args.auxiliary_streaming,
+            exclude_texts=exclude,
+            normalization=normalization,
+            max_samples=recipe_args.auxiliary_max_samples,
+        )
+    training_args.oe_max_length = training_args.oe_max_length or max_length
+
+    # ---- 1. baseline
+    model = _build_model(recipe_args, label_names, tokenizer)
+    baseline_args = _phase_args(
+        training_args,
+        "baseline",
+        oe_weight=0.0,
+        num_train_epochs=recipe_args.baseline_epochs or training_args.num_train_epochs,
+        learning_rate=recipe_args.baseline_learning_rate or training_args.learning_rate,
+        push_to_hub=False,
+    )
+    baseline_trainer = OETrainer(model=model, args=baseline_args, train_dataset=train, processing_class=tokenizer)
+    baseline_trainer.train()
+    baseline = _evaluate(baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
+
+    # ---- 2. Outlier Exposure
+    if recipe_args.oe_mode == "scratch":
+        model = _build_model(recipe_args, label_names, tokenizer)
+    oe_trainer = OETrainer(
+        model=model,
+        args=_phase_args(training_args, "oe", push_to_hub=False),
+        train_dataset=train,
+        processing_class=tokenizer,
+        outlier_dataset=outliers,
+    )
+    oe_trainer.train()
+    oe = _evaluate(oe_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
+    comparison = compare_results({"Baseline": baseline, "OE": oe}, score="msp")
+
+    # ---- 3. detector: threshold on ID validation, provenance, model card
+    detector = oe_trainer.accelerator.unwrap_model(oe_trainer.model)
+    detector.set_ood_score(recipe_args.detector_score)
+    val_logits = _predict(oe_trainer, validation["text"], tokenizer, max_length)
+    threshold = detector.calibrate_threshold(
+        compute_score(recipe_args.detector_score, val_logits),
+        tpr=recipe_args.calibration_tpr,
+        calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
+    )
+    detector.record_oe_provenance(
+        in_distribution_dataset=ID_PRESETS[recipe_args.dataset].hub_id
+        if recipe_args.dataset in ID_PRESETS
+        else recipe_args.dataset,
+        auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",
+        ood_results=_ood_results_for_card(oe, "msp"),
+        training_args=training_args,
+        oe_mode=recipe_args.oe_mode,
+        protocol=recipe_args.protocol,
+        baseline_ood_results=_ood_results_for_card(baseline, "msp"),
+        unavailable_ood_sets=sorted(unavailable),
+        seed=training_args.seed,
+    )
+    detector.tokenizer = tokenizer
+    detector_dir = output_dir / "detector"
+    pushed_to = None
+    if is_main:
+        detector.save_pretrained(detector_dir)
+        baseline.save(output_dir / "results" / "baseline")
+        oe.save(output_dir / "results" / "oe")
+        (output_dir / "comparison.md").write_text(comparison + "\n")
+        summary = {
+            "recipe": dataclasses.asdict(recipe_args),
+            "threshold": threshold,
+            "baseline": baseline.to_dict(),
+            "oe": oe.to_dict(),
+        }
+        (output_dir / "results.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+        if training_args.push_to_hub:
+            repo_id = training_args.hub_model_id or output_dir.name
+            detector.push_to_hub(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token)
+            pushed_to = repo_id
+    oe_trainer.accelerator.wait_for_everyone()
+    return RecipeResult(
+        baseline=baseline,
+        oe=oe,
+        comparison=comparison,
+        detector_dir=detector_dir,
+        output_dir=output_dir,
+        threshold=threshold,
+        pushed_to=pushed_to,
+    )
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def main(dataset: str | None = None, args: list[str] | None = None) -> RecipeResult:
+    """Entry point of the recipe scripts: parse, run, print the side-by-side table on the main process."""
+    recipe_args, training_args = parse_recipe_args(dataset, args)
+    result = run_recipe(recipe_args, training_args)
+    if training_args.process_index == 0:
+        print("\n" + result.comparison)
+        print(f"\nDetector (threshold {result.threshold:.4f}) saved to {result.detector_dir}")
+        print(f"Reports (markdown, CSV, JSON, plots) in {result.output_dir / 'results'}")
+        if result.pushed_to:
+            print(f"Pushed to the Hub as {result.pushed_to}")
+    return result

@@ -1,0 +1,501 @@
+"""`OEImageClassifier`: a Hub-native image classifier that also flags out-of-distribution images.
+
+The image counterpart of `oe_text.OEClassifier`, with the same detection API (`OODDetectorMixin`: OOD scores,
+`calibrate_threshold`, `detections_from_logits`) and the decision rule saved in the config:
+
+* backbones: the paper's Wide Residual Networks (`OEImageClassifier.from_wrn(depth=40, widen_factor=2, ...)`) or any
+  torchvision classification model (`OEImageClassifier.from_torchvision("resnet18", ...)`), with a linear head;
+* `forward(pixel_values, labels=None) -> ImageClassifierOutput`, so `OETrainer` / `Trainer` train it directly;
+* `detect(images)` takes PIL images, arrays or a tensor batch and applies the stored preprocessing (channels, resize,
+  normalisation);
+* `save_pretrained` writes safetensors, `config.json` (architecture, preprocessing, threshold) and a model card;
+  `from_pretrained`, `AutoModelForImageClassification.from_pretrained` and `push_to_hub` work as for any model.
+
+Importing this module registers `OEImageConfig` with `AutoConfig` (model type `"oe-image-classifier"`) and
+`OEImageClassifier` with `AutoModelForImageClassification`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from huggingface_hub import HfApi
+from torch import nn
+from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
+from transformers import initialization as hf_init
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from ..detection import OODDetectorMixin
+from ..hub import is_mirrored, mirror_root, resolve_hub_id
+from ..modeling_oe import OEClassifier
+from .configuration import OEImageConfig
+from .data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, _is_pil, get_dataset_spec
+from .modelcard import build_image_model_card
+from .models import WideResNet, build_torchvision_backbone, init_wrn_weights
+
+
+__all__ = ["OEImageClassifier", "OEImageConfig"]
+
+
+def _labels_kwargs(num_labels: int | None, id2label) -> dict[str, Any]:
+    if id2label is None:
+        if num_labels is None:
+            raise ValueError("Pass `num_labels` or `id2label` (class names).")
+        return {"num_labels": int(num_labels)}
+    if isinstance(id2label, Sequence) and not isinstance(id2label, str):
+        id2label = dict(enumerate(id2label))
+    if not isinstance(id2label, Mapping):
+        raise TypeError(f"`id2label` must be a list of class names or a dict, got {type(id2label).__name__}.")
+    id2label = {int(k): str(v) for k, v in id2label.items()}
+    if num_labels is not None and num_labels != len(id2label):
+        raise ValueError(f"`num_labels`={num_labels} but `id2label` has {len(id2label)} classes.")
+    return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
+class OEImageClassifier(OODDetectorMixin, PreTrainedModel):
+    """Image classifier + OOD detector (Outlier Exposure, Hendrycks et al. 2019); WRN or torchvision backbone.
+
+    Build one with `from_wrn`, `from_torchvision` or `for_dataset`, train it with `OETrainer` (rows
+    `{"pixel_values", "labels"}`, see `oe_text.vision.data`), calibrate its threshold with `calibrate_threshold`,
+    save or push it, and call `detect(images)`.
+    """
+
+    config_class = OEImageConfig
+    base_model_prefix = "backbone"
+    main_input_name = "pixel_values"
+    # The loss is a plain per-batch mean: Trainer must not pass `num_items_in_batch`.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: OEImageConfig, backbone: nn.Module | None = None, num_features: int | None = None):
+        super().__init__(config)
+        if config.num_labels is None or config.num_labels < 2:
+            raise ValueError(f"OEImageClassifier needs num_labels >= 2 (softmax OOD scores), got {config.num_labels}.")
+        if config.architecture == "wrn":
+            # The WRN's own linear layer is the head: the paper's network, parameter for parameter.
+            self.backbone = WideResNet(
+                depth=config.depth,
+                widen_factor=config.widen_factor,
+                num_classes=config.num_labels,
+                dropout=float(config.dropout),
+                in_channels=config.num_channels,
+            )
+            self.classifier = None
+        else:
+            if backbone is None:
+                backbone, num_features = build_torchvision_backbone(
+                    config.torchvision_model, config.torchvision_kwargs
+                )
+            elif num_features is None:
+                raise ValueError("Pass `num_features` (the backbone's output width) with a custom `backbone`.")
+            self.backbone = backbone
+            self.classifier = nn.Linear(num_features, config.num_labels)
+        self.post_init()
+
+    # ------------------------------------------------------------------------------------------------ weights
+    def _init_weights(self, module: nn.Module) -> None:
+        """WRN: the reference initialisation. torchvision: only the new head (the backbone keeps its own init or
+        pretrained weights). Guarded initialisers skip parameters loaded by `from_pretrained`."""
+        if self.config.architecture == "wrn":
+            init_wrn_weights(module)
+        elif module is self.classifier:
+            bound = 1.0 / math.sqrt(module.in_features)
+            hf_init.uniform_(module.weight, -bound, bound)
+            hf_init.uniform_(module.bias, -bound, bound)
+
+    # ------------------------------------------------------------------------------------------------ factories
+    @classmethod
+    def from_wrn(
+        cls,
+        depth: int = 40,
+        widen_factor: int = 2,
+        dropout: float = 0.3,
+        num_labels: int | None = None,
+        id2label=None,
+        num_channels: int = 3,
+        image_size: int = 32,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        **config_kwargs,
+    ) -> OEImageClassifier:
+        """A randomly initialised WRN-`depth`-`widen_factor` detector (the paper's CIFAR model is WRN-40-2, dropout
+        0.3; SVHN: WRN-16-4, dropout 0.4).
+
+        Args:
+            depth (`int`, *optional*, defaults to 40), widen_factor (`int`, *optional*, defaults to 2),
+            dropout (`float`, *optional*, defaults to 0.3): the network.
+            num_labels (`int`, *optional*), id2label (list of `str` or `dict`, *optional*): the classes.
+            num_channels (`int`, *optional*, defaults to 3), image_size (`int`, *optional*, defaults to 32): inputs.
+            image_mean, image_std (sequence of `float`, *optional*): normalisation of `[0, 1]` pixels.
+            config_kwargs: other `OEImageConfig` fields (e.g. `ood_score`).
+
+        Returns:
+            `OEImageClassifier`.
+        """
+        config = OEImageConfig(
+            architecture="wrn",
+            depth=depth,
+            widen_factor=widen_factor,
+            dropout=dropout,
+            num_channels=num_channels,
+            image_size=image_size,
+            image_mean=list(image_mean) if image_mean is not None else None,
+            image_std=list(image_std) if image_std is not None else None,
+            **_labels_kwargs(num_labels, id2label),
+            **config_kwargs,
+        )
+        return cls(config)
+
+    @classmethod
+    def from_torchvision(
+        cls,
+        name: str,
+        num_labels: int | None = None,
+        id2label=None,
+        weights: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        num_channels: int = 3,
+        image_size: int = 224,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        **config_kwargs,
+    ) -> OEImageClassifier:
+        """A detector on any torchvision classification model, its final linear layer replaced by a new head.
+
+        Args:
+            name (`str`): e.g. `"resnet18"`, `"efficientnet_b0"`, `"vit_b_16"`.
+            num_labels (`int`, *optional*), id2label (list of `str` or `dict`, *optional*): the classes.
+            weights (`str`, *optional*): torchvision weights to start from (`"DEFAULT"`, `"IMAGENET1K_V1"`, ...;
+                downloaded by torchvision); `None` for random initialisation.
+            model_kwargs (`dict`, *optional*): keyword arguments of the builder (JSON-serialisable; saved in the
+                config so that the architecture is rebuilt on load).
+            num_channels (`int`, *optional*, defaults to 3): 1 for grayscale inputs (repeated to 3 channels).
+            image_size (`int`, *optional*, defaults to 224): input height = width.
+            image_mean, image_std (sequence of `float`, *optional*): normalisation; default: ImageNet's with
+                `weights`, else none.
+            config_kwargs: other `OEImageConfig` fields.
+
+        Returns:
+            `OEImageClassifier`.
+        """
+        backbone, num_features = build_torchvision_backbone(name, model_kwargs, weights=weights)
+        if image_mean is None and weights is not None:
+            image_mean = IMAGENET_MEAN if num_channels == 3 else (float(np.mean(IMAGENET_MEAN)),)
+            image_std = IMAGENET_STD if num_channels == 3 else (float(np.mean(IMAGENET_STD)),)
+        config_kwargs.setdefault("base_model_name", f"torchvision/{name}:{weights}" if weights else None)
+        config = OEImageConfig(
+            architecture="torchvision",
+            torchvision_model=name,
+            torchvision_kwargs=dict(model_kwargs) if model_kwargs else None,
+            num_channels=num_channels,
+            image_size=image_size,
+            image_mean=list(image_mean) if image_mean is not None else None,
+            image_std=list(image_std) if image_std is not None else None,
+            **_labels_kwargs(num_labels, id2label),
+            **config_kwargs,
+        )
+        model = cls(config, backbone=backbone, num_features=num_features)
+        return model
+
+    @classmethod
+    def for_dataset(
+        cls, dataset: str, architecture: str = "wrn", classes: Sequence[str] | None = None, **kwargs
+    ) -> OEImageClassifier:
+        """A detector whose channels, size and normalisation are those of a named dataset (`VISION_DATASETS`).
+
+        Args:
+            dataset (`str`): e.g. `"cifar10"`, `"fashion_mnist"`.
+            architecture (`str`, *optional*, defaults to `"wrn"`): `"wrn"` or a torchvision model name.
+            classes (list of `str`, *optional*): class names (e.g. `ImageDataset.classes`); else `num_labels=` must
+                be given.
+            kwargs: passed to `from_wrn` / `from_torchvision` (e.g. `depth`, `widen_factor`, `dropout`, `weights`).
+                The dataset's normalisation is used, except with pretrained torchvision `weights` (ImageNet's).
+
+        Returns:
+            `OEImageClassifier`.
+        """
+        spec = get_dataset_spec(dataset)
+        defaults = {"num_channels": spec.num_channels, "image_size": spec.image_size}
+        if architecture == "wrn" or kwargs.get("weights") is None:
+            # Pretrained torchvision weights keep the normalisation they were trained with (ImageNet's).
+            defaults.update(image_mean=spec.mean, image_std=spec.std)
+        if classes is not None:
+            defaults["id2label"] = list(classes)
+        defaults.update(kwargs)
+        if architecture == "wrn":
+            return cls.from_wrn(**defaults)
+        return cls.from_torchvision(architecture, **defaults)
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def extract_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (the input of the linear head), shape `(batch, num_features)`."""
+        if self.config.architecture == "wrn":
+            return self.backbone.forward_features(pixel_values)
+        if pixel_values.shape[1] == 1:
+            # torchvision models are built for RGB.
+            pixel_values = pixel_values.expand(-1, 3, -1, -1)
+        return self.backbone(pixel_values)
+
+    def classify_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from penultimate features."""
+        return self.backbone.fc(features) if self.classifier is None else self.classifier(features)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput | tuple:
+        """Classify normalised images.
+
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(batch, num_channels, height, width)`): normalised images
+                (see `preprocess`).
+            labels (`torch.LongTensor` of shape `(batch,)`, *optional*): class ids; the loss is their mean
+                cross-entropy.
+            output_hidden_states (`bool`, *optional*): also return the penultimate features as `hidden_states[0]`.
+            return_dict (`bool`, *optional*): return an `ImageClassifierOutput` (default) or a tuple.
+
+        Returns:
+            `ImageClassifierOutput` with `loss` (when `labels` are given), `logits` `(batch, num_labels)` and
+            optionally `hidden_states`.
+        """
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.num_channels:
+            raise ValueError(
+                f"`pixel_values` must have shape (batch, {self.config.num_channels}, height, width), got "
+                f"{tuple(pixel_values.shape)}; use `model.preprocess(images)` for raw images."
+            )
+        features = self.extract_features(pixel_values)
+        logits = self.classify_features(features)
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        hidden_states = (features,) if output_hidden_states else None
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if not return_dict:
+            out = tuple(v for v in (logits, hidden_states) if v is not None)
+            return ((loss,) + out) if loss is not None else out
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    # ------------------------------------------------------------------------------------------------ inference
+    @property
+    def image_transform(self) -> ImageTransform:
+        """The stored preprocessing (no augmentation): channels, resize + centre crop, normalisation."""
+        c = self.config
+        return ImageTransform(c.image_size, c.num_channels, c.image_mean, c.image_std, train=False)
+
+    def preprocess(self, images, normalized: bool = False) -> torch.Tensor:
+        """Raw images -> the normalised `pixel_values` batch the network takes.
+
+        Args:
+            images: a PIL image, a list of PIL images / `(H, W[, C])` arrays / `([C,] H, W)` tensors, or a tensor
+                batch `(N, C, H, W)`. Tensors and float arrays are taken to be in `[0, 1]`, uint8 in `[0, 255]`.
+            normalized (`bool`, *optional*, defaults to `False`): the input is a tensor batch that is already
+                normalised and sized; it is only checked and returned.
+
+        Returns:
+            `torch.FloatTensor` of shape `(N, num_channels, image_size, image_size)` on the CPU.
+        """
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            if normalized:
+                expected = (self.config.num_channels, self.config.image_size, self.config.image_size)
+                if tuple(images.shape[1:]) != expected:
+                    raise ValueError(
+                        f"normalised `images` must have shape (N, {expected}), got {tuple(images.shape)}."
+                    )
+                return images.detach().float().cpu()
+            images = list(images.detach().cpu())
+        elif normalized:
+            raise ValueError("`normalized=True` needs a tensor batch of shape (N, C, H, W).")
+        elif _is_pil(images) or (isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim in (2, 3)):
+            images = [images]
+        elif isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if not isinstance(images, Sequence) or isinstance(images, str):
+            raise TypeError(
+                "`images` must be a PIL image, a list of images, or a tensor / array batch, got "
+                f"{type(images).__name__}."
+            )
+        if len(images) == 0:
+            raise ValueError("`images` is empty.")
+        transform = self.image_transform
+        return torch.stack([transform(image) for image in images])
+
+    @torch.no_grad()
+    def predict_logits(self, images, batch_size: int = 256, normalized: bool = False) -> torch.Tensor:
+        """Logits of raw images (preprocessed with `preprocess`), in batches, under `no_grad`, in eval mode.
+
+        Args:
+            images: as `preprocess`.
+            batch_size (`int`, *optional*, defaults to 256): images per forward pass.
+            normalized (`bool`, *optional*, defaults to `False`): see `preprocess`.
+
+        Returns:
+            `torch.FloatTensor` of shape `(N, num_labels)` on the CPU. The model's train/eval mode is restored.
+        """
+        pixel_values = self.preprocess(images, normalized=normalized)
+        was_training = self.training
+        self.eval()
+        try:
+            chunks = [
+                self(pixel_values=batch.to(self.device, dtype=self.dtype)).logits.float().cpu()
+                for batch in pixel_values.split(batch_size)
+            ]
+        finally:
+            self.train(was_training)
+        return torch.cat(chunks)
+
+    def compute_ood_scores(self, images, batch_size: int = 256, normalized: bool = False) -> np.ndarray:
+        """OOD scores of raw images (config's `ood_score` / `ood_temperature`); higher = more anomalous.
+
+        Used by `calibrate_threshold(images, ...)`.
+        """
+        return self.ood_scores_from_logits(self.predict_logits(images, batch_size=batch_size, normalized=normalized))
+
+    def detect(
+        self,
+        images,
+        batch_size: int = 256,
+        threshold: float | None = None,
+        require_threshold: bool = False,
+        normalized: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Classify images and flag the out-of-distribution ones.
+
+        Args:
+            images: a PIL image, a list of images (PIL / arrays / tensors) or a tensor batch `(N, C, H, W)` in
+                `[0, 1]`; they get the stored preprocessing (channel conversion, resize + centre crop, normalisation).
+            batch_size (`int`, *optional*, defaults to 256): images per forward pass.
+            threshold (`float`, *optional*): overrides the calibrated `config.ood_threshold`.
+            require_threshold (`bool`, *optional*, defaults to `False`): raise `ThresholdNotCalibratedError` instead
+                of returning `is_ood=None` when no threshold is available.
+            normalized (`bool`, *optional*, defaults to `False`): `images` is an already normalised tensor batch.
+
+        Returns:
+            `list[dict]`, one per image, with `label` (predicted class name), `score` (its softmax probability),
+            `ood_score` (higher = more anomalous) and `is_ood` (`bool`; `None` when no threshold is calibrated and
+            none is passed).
+        """
+        logits = self.predict_logits(images, batch_size=batch_size, normalized=normalized)
+        return self.detections_from_logits(logits, threshold=threshold, require_threshold=require_threshold)
+
+    # The provenance record is modality-independent: share the text detector's implementation.
+    record_oe_provenance = OEClassifier.record_oe_provenance
+
+    # ------------------------------------------------------------------------------------------------ save / load
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`; a Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it."""
+        name = os.fspath(pretrained_model_name_or_path)
+        if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
+            name = resolve_hub_id(name, "model")
+        return super().from_pretrained(name, *model_args, **kwargs)
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        push_to_hub: bool = False,
+        *,
+        model_card: bool = True,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> None:
+        """`PreTrainedModel.save_pretrained` (safetensors, config with the threshold) plus a model card (README.md).
+
+        Args:
+            save_directory, is_main_process, state_dict, kwargs: as `PreTrainedModel.save_pretrained`.
+            push_to_hub (`bool`, *optional*, defaults to `False`): then upload the folder to `repo_id` (a kwarg;
+                default: the folder's name).
+            model_card (`bool`, *optional*, defaults to `True`): write README.md (`build_image_model_card`).
+            model_card_kwargs (`dict`, *optional*): extra arguments of `build_image_model_card` (`repo_id`, `tags`).
+        """
+        push_kwargs = {}
+        if push_to_hub:
+            push_kwargs = {
+                k: kwargs.pop(k)
+                for k in ("repo_id", "commit_message", "private", "revision", "create_pr")
+                if k in kwargs
+            }
+            push_kwargs["token"] = kwargs.get("token")
+        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
+        if not is_main_process:
+            return
+        card_kwargs = dict(model_card_kwargs or {})
+        repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
+        if push_to_hub:
+            card_kwargs.setdefault("repo_id", repo_id)
+        if model_card:
+            build_image_model_card(self.config, **card_kwargs).save(os.path.join(save_directory, "README.md"))
+        if push_to_hub:
+            self._upload_folder(save_directory, repo_id, **push_kwargs)
+
+    def _upload_folder(
+        self,
+        folder: str | os.PathLike,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ):
+        api = HfApi()
+        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        if revision is not None and not revision.startswith("refs/pr"):
+            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=os.fspath(folder),
+            commit_message=commit_message or "Upload OEImageClassifier detector",
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+    ):
+        """Save the detector (weights, config with the threshold, model card) and upload it to `repo_id`.
+
+        Unlike `PreTrainedModel.push_to_hub`, the uploaded README.md is the detector's card
+        (`oe_text.vision.modelcard.build_image_model_card`), whose usage snippet names `repo_id`.
+
+        Args:
+            repo_id (`str`): `"user/name"` (or `"name"` in the token's namespace).
+            commit_message, private, token, revision, create_pr: as `PreTrainedModel.push_to_hub`.
+            tags (`list[str]`, *optional*): extra model card tags.
+
+        Returns:
+            `huggingface_hub.CommitInfo` of the upload.
+        """
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            self.save_pretrained(tmp_dir, model_card_kwargs={"repo_id": repo_id, "tags": tags})
+            return self._upload_folder(
+                tmp_dir,
+                repo_id,
+                commit_message=commit_message,
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+
+AutoConfig.register(OEImageConfig.model_type, OEImageConfig, exist_ok=True)
+AutoModelForImageClassification.register(OEImageConfig, OEImageClassifier, exist_ok=True)
