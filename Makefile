@@ -30,5 +30,9 @@ lint: install
 demo: install
 	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/sst2_oe.py
 
+# The CPU-feasible quick subset of the benchmark (GRU cost + memory scale); see benchmarks/README.md.
+bench: install
+	$(PY) benchmarks/run_all.py --quick
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -104,7 +104,7 @@ class OEImageConfig(PretrainedConfig):
 
     def validate_detection(self):
         """Part of `@strict` validation: the OOD score, temperature and threshold fields are valid."""
-        validate_detection_config(self)
+        validate_detection_config(self, check_score=False)
 
 
 __all__ = ["OEImageConfig"]
