@@ -25,6 +25,8 @@ for every input (with a one-time warning saying how to calibrate), unless `requi
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from .hub import is_mirrored, mirror_root, resolve_hub_id
 from .metrics import threshold_at_tpr
 from .scores import compute_score, get_score_fn
 
@@ -334,3 +337,135 @@ class OODDetectorMixin:
             }
             for k, p, s, d in zip(top_k.tolist(), top_p.tolist(), scores.tolist(), decisions)
         ]
+
+
+class DetectorHubMixin:
+    """Saving and pushing a detector together with its own model card, for text and image detectors alike.
+
+    `PreTrainedModel.push_to_hub` would replace README.md with a generic card; here `save_pretrained` writes the
+    detector's card (`build_model_card`, which the host class defines) and any extra files (`_save_extras`, e.g. the
+    tokenizer), and `push_to_hub` uploads exactly the folder `save_pretrained` writes.
+    """
+
+    _PUSH_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "revision", "create_pr")
+
+    def build_model_card(self, **card_kwargs):
+        """The detector's `huggingface_hub.ModelCard`; `card_kwargs` holds `repo_id` and `tags` when pushing."""
+        raise NotImplementedError
+
+    def _save_extras(self, save_directory: str | os.PathLike) -> None:
+        """Files saved beside the weights (the text detector's tokenizer); nothing by default."""
+
+    @classmethod
+    def _resolve_pretrained_name(cls, name: str | os.PathLike) -> str:
+        """A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it; any other id goes to the Hub."""
+        name = os.fspath(name)
+        if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
+            return resolve_hub_id(name, "model")
+        return name
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        push_to_hub: bool = False,
+        *,
+        model_card: bool = True,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> None:
+        """`PreTrainedModel.save_pretrained` (safetensors, config with the threshold) plus extras and a model card.
+
+        Args:
+            save_directory, is_main_process, state_dict, kwargs: as `PreTrainedModel.save_pretrained`.
+            push_to_hub (`bool`, *optional*, defaults to `False`): then upload the folder to `repo_id` (a kwarg;
+                default: the folder's name).
+            model_card (`bool`, *optional*, defaults to `True`): write README.md (`build_model_card`).
+            model_card_kwargs (`dict`, *optional*): extra arguments of `build_model_card` (e.g. `repo_id`, `tags`).
+        """
+        push_kwargs = {}
+        if push_to_hub:
+            push_kwargs = {k: kwargs.pop(k) for k in self._PUSH_KWARGS if k in kwargs}
+            push_kwargs["token"] = kwargs.get("token")
+        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
+        if not is_main_process:
+            return
+        self._save_extras(save_directory)
+        card_kwargs = dict(model_card_kwargs or {})
+        repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
+        if push_to_hub:
+            card_kwargs.setdefault("repo_id", repo_id)
+        if model_card:
+            self.build_model_card(**card_kwargs).save(os.path.join(save_directory, "README.md"))
+        if push_to_hub:
+            self._upload_folder(save_directory, repo_id, **push_kwargs)
+
+    def _upload_folder(
+        self,
+        folder: str | os.PathLike,
+        repo_id: str,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ):
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        if revision is not None and not revision.startswith("refs/pr"):
+            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=os.fspath(folder),
+            commit_message=commit_message or f"Upload {type(self).__name__} detector",
+            commit_description=commit_description,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ):
+        """Save the detector (weights, config with the threshold, extras, model card) and upload it to `repo_id`.
+
+        Unlike `PreTrainedModel.push_to_hub`, which replaces README.md with a generic card, the uploaded README.md
+        is the detector's own card (its usage snippet names `repo_id`).
+
+        Args:
+            repo_id (`str`): `"user/name"` (or `"name"` in the token's namespace).
+            commit_message, commit_description, private, token, revision, create_pr, max_shard_size: as
+                `PreTrainedModel.push_to_hub`.
+            tags (`list[str]`, *optional*): extra model card tags.
+
+        Returns:
+            `huggingface_hub.CommitInfo` of the upload.
+        """
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            self.save_pretrained(
+                tmp_dir, max_shard_size=max_shard_size, model_card_kwargs={"repo_id": repo_id, "tags": tags}
+            )
+            return self._upload_folder(
+                tmp_dir,
+                repo_id,
+                commit_message=commit_message,
+                commit_description=commit_description,
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )

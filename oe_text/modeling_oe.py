@@ -22,13 +22,11 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from huggingface_hub import HfApi
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -42,8 +40,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
 from .configuration_oe import OEConfig
-from .detection import OODDetectorMixin
-from .hub import is_mirrored, mirror_root, resolve_hub_id
+from .detection import DetectorHubMixin, OODDetectorMixin
+from .hub import resolve_hub_id
 from .inference import predict_logits
 from .modelcard import build_model_card
 from .modeling_rnn import RNN_KINDS, RNNEncoder, rnn_backbone_config
@@ -133,7 +131,7 @@ def _realign_cpu_tensors(model: nn.Module, alignment: int = 64) -> None:
             tensor.data = copies[key]
 
 
-class OEClassifier(OODDetectorMixin, PreTrainedModel):
+class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     """Text classifier + OOD detector (Outlier Exposure, Hendrycks et al. 2019); transformer or GRU/LSTM backbone.
 
     Build one with `from_backbone` (pretrained encoder) or `from_rnn` (paper's baseline from scratch), train it with
@@ -567,9 +565,7 @@ class OEClassifier(OODDetectorMixin, PreTrainedModel):
         (`HF_ENDPOINT`) as usual. Pass `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are
         needed; `use_safetensors=True` is supported.
         """
-        name = os.fspath(pretrained_model_name_or_path)
-        if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
-            name = resolve_hub_id(name, "model")
+        name = cls._resolve_pretrained_name(pretrained_model_name_or_path)
         model = super().from_pretrained(name, *model_args, **kwargs)
         _realign_cpu_tensors(model)
         if load_tokenizer:
@@ -590,120 +586,14 @@ class OEClassifier(OODDetectorMixin, PreTrainedModel):
             logger.warning(f"Could not load a tokenizer from {name} ({err}); `detect` will need `tokenizer=`.")
             return None
 
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        is_main_process: bool = True,
-        state_dict: dict | None = None,
-        push_to_hub: bool = False,
-        *,
-        save_tokenizer: bool = True,
-        model_card: bool = True,
-        model_card_kwargs: dict[str, Any] | None = None,
-        **kwargs,
-    ) -> None:
-        """`PreTrainedModel.save_pretrained` (safetensors) plus the attached tokenizer and a model card (README.md).
-
-        Args:
-            save_directory, is_main_process, state_dict, kwargs: as `PreTrainedModel.save_pretrained`.
-            push_to_hub (`bool`, *optional*, defaults to `False`): after saving, upload the folder to `repo_id`
-                (a kwarg; default: the folder's name), as `PreTrainedModel.save_pretrained` does.
-            save_tokenizer (`bool`, *optional*, defaults to `True`): also save `self.tokenizer` when set.
-            model_card (`bool`, *optional*, defaults to `True`): write README.md with `oe_text.modelcard`.
-            model_card_kwargs (`dict`, *optional*): extra arguments of `build_model_card` (e.g. `repo_id`, `tags`).
-        """
-        push_kwargs = {}
-        if push_to_hub:
-            push_kwargs = {
-                k: kwargs.pop(k)
-                for k in ("repo_id", "commit_message", "commit_description", "private", "revision", "create_pr")
-                if k in kwargs
-            }
-            push_kwargs["token"] = kwargs.get("token")
-        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
-        if not is_main_process:
-            return
-        if save_tokenizer and self.tokenizer is not None:
+    def _save_extras(self, save_directory: str | os.PathLike) -> None:
+        """Save the attached tokenizer beside the weights, so the folder (or Hub repo) is a complete detector."""
+        if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
-        card_kwargs = dict(model_card_kwargs or {})
-        if push_to_hub:
-            card_kwargs.setdefault("repo_id", push_kwargs.get("repo_id", os.path.basename(os.fspath(save_directory))))
-        if model_card:
-            build_model_card(self.config, **card_kwargs).save(os.path.join(save_directory, "README.md"))
-        if push_to_hub:
-            repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
-            self._upload_folder(save_directory, repo_id, **push_kwargs)
 
-    def _upload_folder(
-        self,
-        folder: str | os.PathLike,
-        repo_id: str,
-        commit_message: str | None = None,
-        commit_description: str | None = None,
-        private: bool | None = None,
-        token: bool | str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        create_repo: bool = True,
-    ):
-        api = HfApi()
-        if create_repo:
-            repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        if revision is not None and not revision.startswith("refs/pr"):
-            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=os.fspath(folder),
-            commit_message=commit_message or "Upload OEClassifier detector",
-            commit_description=commit_description,
-            token=token,
-            revision=revision,
-            create_pr=create_pr,
-        )
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str | None = None,
-        commit_description: str | None = None,
-        private: bool | None = None,
-        token: bool | str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        max_shard_size: int | str | None = "50GB",
-        tags: list[str] | None = None,
-    ):
-        """Save the detector (weights, config with the threshold, tokenizer, model card) and upload it to `repo_id`.
-
-        Unlike `PreTrainedModel.push_to_hub`, which replaces README.md with a generic card, the uploaded README.md
-        is the card of `oe_text.modelcard.build_model_card` (its usage snippet names `repo_id`).
-
-        Args:
-            repo_id (`str`): `"user/name"` (or `"name"` in the token's namespace).
-            commit_message, commit_description, private, token, revision, create_pr, max_shard_size: as
-                `PreTrainedModel.push_to_hub`.
-            tags (`list[str]`, *optional*): extra model card tags.
-
-        Returns:
-            `huggingface_hub.CommitInfo` of the upload.
-        """
-        api = HfApi()
-        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            self.save_pretrained(
-                tmp_dir, max_shard_size=max_shard_size, model_card_kwargs={"repo_id": repo_id, "tags": tags}
-            )
-            return self._upload_folder(
-                tmp_dir,
-                repo_id,
-                commit_message=commit_message,
-                commit_description=commit_description,
-                token=token,
-                revision=revision,
-                create_pr=create_pr,
-                create_repo=False,
-            )
+    def build_model_card(self, **card_kwargs):
+        """The detector's model card (`oe_text.modelcard.build_model_card`)."""
+        return build_model_card(self.config, **card_kwargs)
 
 
 AutoConfig.register(OEConfig.model_type, OEConfig, exist_ok=True)

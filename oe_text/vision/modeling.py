@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from huggingface_hub import HfApi
 from torch import nn
 from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from ..detection import OODDetectorMixin
-from ..hub import is_mirrored, mirror_root, resolve_hub_id
+from ..detection import DetectorHubMixin, OODDetectorMixin
 from ..modeling_oe import OEClassifier
 from .configuration import OEImageConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, _is_pil, get_dataset_spec
@@ -59,7 +56,7 @@ def _labels_kwargs(num_labels: int | None, id2label) -> dict[str, Any]:
     return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
 
 
-class OEImageClassifier(OODDetectorMixin, PreTrainedModel):
+class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     """Image classifier + OOD detector (Outlier Exposure, Hendrycks et al. 2019); WRN or torchvision backbone.
 
     Build one with `from_wrn`, `from_torchvision` or `for_dataset`, train it with `OETrainer` (rows
@@ -392,109 +389,13 @@ class OEImageClassifier(OODDetectorMixin, PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`; a Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it."""
-        name = os.fspath(pretrained_model_name_or_path)
-        if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
-            name = resolve_hub_id(name, "model")
-        return super().from_pretrained(name, *model_args, **kwargs)
-
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        is_main_process: bool = True,
-        state_dict: dict | None = None,
-        push_to_hub: bool = False,
-        *,
-        model_card: bool = True,
-        model_card_kwargs: dict[str, Any] | None = None,
-        **kwargs,
-    ) -> None:
-        """`PreTrainedModel.save_pretrained` (safetensors, config with the threshold) plus a model card (README.md).
-
-        Args:
-            save_directory, is_main_process, state_dict, kwargs: as `PreTrainedModel.save_pretrained`.
-            push_to_hub (`bool`, *optional*, defaults to `False`): then upload the folder to `repo_id` (a kwarg;
-                default: the folder's name).
-            model_card (`bool`, *optional*, defaults to `True`): write README.md (`build_image_model_card`).
-            model_card_kwargs (`dict`, *optional*): extra arguments of `build_image_model_card` (`repo_id`, `tags`).
-        """
-        push_kwargs = {}
-        if push_to_hub:
-            push_kwargs = {
-                k: kwargs.pop(k)
-                for k in ("repo_id", "commit_message", "private", "revision", "create_pr")
-                if k in kwargs
-            }
-            push_kwargs["token"] = kwargs.get("token")
-        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
-        if not is_main_process:
-            return
-        card_kwargs = dict(model_card_kwargs or {})
-        repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
-        if push_to_hub:
-            card_kwargs.setdefault("repo_id", repo_id)
-        if model_card:
-            build_image_model_card(self.config, **card_kwargs).save(os.path.join(save_directory, "README.md"))
-        if push_to_hub:
-            self._upload_folder(save_directory, repo_id, **push_kwargs)
-
-    def _upload_folder(
-        self,
-        folder: str | os.PathLike,
-        repo_id: str,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: bool | str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-    ):
-        api = HfApi()
-        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        if revision is not None and not revision.startswith("refs/pr"):
-            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=os.fspath(folder),
-            commit_message=commit_message or "Upload OEImageClassifier detector",
-            token=token,
-            revision=revision,
-            create_pr=create_pr,
+        return super().from_pretrained(
+            cls._resolve_pretrained_name(pretrained_model_name_or_path), *model_args, **kwargs
         )
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: bool | str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        tags: list[str] | None = None,
-    ):
-        """Save the detector (weights, config with the threshold, model card) and upload it to `repo_id`.
-
-        Unlike `PreTrainedModel.push_to_hub`, the uploaded README.md is the detector's card
-        (`oe_text.vision.modelcard.build_image_model_card`), whose usage snippet names `repo_id`.
-
-        Args:
-            repo_id (`str`): `"user/name"` (or `"name"` in the token's namespace).
-            commit_message, private, token, revision, create_pr: as `PreTrainedModel.push_to_hub`.
-            tags (`list[str]`, *optional*): extra model card tags.
-
-        Returns:
-            `huggingface_hub.CommitInfo` of the upload.
-        """
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            self.save_pretrained(tmp_dir, model_card_kwargs={"repo_id": repo_id, "tags": tags})
-            return self._upload_folder(
-                tmp_dir,
-                repo_id,
-                commit_message=commit_message,
-                private=private,
-                token=token,
-                revision=revision,
-                create_pr=create_pr,
-            )
+    def build_model_card(self, **card_kwargs):
+        """The detector's model card (`oe_text.vision.modelcard.build_image_model_card`)."""
+        return build_image_model_card(self.config, **card_kwargs)
 
 
 AutoConfig.register(OEImageConfig.model_type, OEImageConfig, exist_ok=True)

@@ -108,8 +108,10 @@ def test_config_validation():
         OEImageConfig(num_channels=3, image_mean=[0.5], image_std=[0.5, 0.5, 0.5])
     with pytest.raises(StrictDataclassError, match="torchvision_model"):
         OEImageConfig(architecture="torchvision")
-    with pytest.raises(StrictDataclassError, match="Unknown OOD score"):
-        OEImageConfig(ood_score="nonsense")
+    # An unregistered score name is accepted (a detector saved with a custom score still loads); using it fails.
+    detector = OEImageClassifier(OEImageConfig(ood_score="nonsense", depth=10, widen_factor=1))
+    with pytest.raises(ValueError, match="Unknown OOD score"):
+        detector.ood_scores_from_logits(torch.zeros(1, 2))
     with pytest.raises(ValueError, match="num_labels >= 2"):
         OEImageClassifier(OEImageConfig(num_labels=1))
 
@@ -135,13 +137,51 @@ def test_for_dataset_takes_the_dataset_format():
     assert c.image_mean == pytest.approx([125.3 / 255, 123.0 / 255, 113.9 / 255])
 
 
-def test_save_pretrained_push_uploads_the_card_with_the_repo_id(tiny_wrn, tmp_path, monkeypatch):
-    uploads = []
+IMAGE_PUSH_CHILD = """
+import json, torch
+from transformers import AutoModelForImageClassification
+from oe_text.vision import OEImageClassifier
 
-    def fake_upload(self, folder, repo_id, **kwargs):
-        uploads.append((repo_id, (tmp_path / "README.md").read_text()))
+torch.manual_seed(0)
+model = OEImageClassifier.from_wrn(depth=10, widen_factor=1, num_channels=1, image_size=28,
+                                   id2label=[str(i) for i in range(10)]).eval()
+images = torch.rand(6, 1, 28, 28)
+model.calibrate_threshold(model.compute_ood_scores(images, normalized=True), tpr=0.5, calibration_data="toy")
+with torch.no_grad():
+    reference = model(pixel_values=images).logits
+commit = model.push_to_hub("user/tiny-image-oe")
+loaded = OEImageClassifier.from_pretrained("user/tiny-image-oe")
+auto = AutoModelForImageClassification.from_pretrained("user/tiny-image-oe")
+with torch.no_grad():
+    same = torch.equal(loaded(pixel_values=images).logits, reference)
+    same_auto = torch.equal(auto(pixel_values=images).logits, reference)
+print(json.dumps({"commit": commit.oid, "same": same, "same_auto": same_auto,
+                  "threshold": [model.config.ood_threshold, loaded.config.ood_threshold]}))
+"""
 
-    monkeypatch.setattr(OEImageClassifier, "_upload_folder", fake_upload)
-    tiny_wrn.save_pretrained(tmp_path, push_to_hub=True, repo_id="someone/fmnist-oe")
-    assert uploads and uploads[0][0] == "someone/fmnist-oe"
-    assert 'from_pretrained("someone/fmnist-oe")' in uploads[0][1]
+
+def test_image_detector_push_to_local_hub_then_load_by_repo_id(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hub_server import FakeHub
+    from test_push_to_hub import child_env
+
+    with FakeHub() as hub:
+        result = subprocess.run(
+            [sys.executable, "-c", IMAGE_PUSH_CHILD],
+            env=child_env(hub, tmp_path / "hf_home"),
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        repo = hub.repos["user/tiny-image-oe"]
+        assert out["same"] and out["same_auto"] and out["commit"] == repo.head
+        assert out["threshold"][0] == out["threshold"][1] is not None
+        assert sorted(repo.files) == ["README.md", "config.json", "model.safetensors"]
+        assert 'from_pretrained("user/tiny-image-oe")' in repo.files["README.md"].decode()
