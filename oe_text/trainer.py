@@ -9,8 +9,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, Trainer, default_data_collator
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, has_length
 from transformers.utils import logging
 
 from .losses import energy_margin_loss, outlier_exposure_loss
@@ -184,6 +185,16 @@ class OETrainer(Trainer):
         pad_id = getattr(tokenizer, "pad_token_id", None)
         values = {"input_ids": pad_id if pad_id is not None else 0, "attention_mask": 0, "token_type_ids": 0}
         return values, getattr(tokenizer, "padding_side", "right")
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers applies `train_sampling_strategy="group_by_length"` to evaluation too, which returns
+        # `predict` outputs in a shuffled order; evaluation keeps the dataset's order (sharded in order when
+        # distributed, and gathered back in order by Accelerate).
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_eval_sampler(eval_dataset)
+        if eval_dataset is None or not has_length(eval_dataset) or self.args.world_size > 1:
+            return None
+        return SequentialSampler(eval_dataset)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(

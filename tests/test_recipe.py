@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from oe_text.cli import main as cli_main
+from oe_text.data import TextNormalization, load_id_dataset
 from oe_text.modeling_oe import OEClassifier
 from oe_text.recipe import RecipeArguments, parse_recipe_args
 from oe_text.recipe import main as recipe_main
@@ -59,6 +60,16 @@ def check_run(result, output_dir, n_labels):
     return detector
 
 
+def check_accuracy_matches_detect(result, detector, dataset, label_granularity="fine"):
+    """The reported accuracy must be that of the saved detector on the same test inputs, in the same order."""
+    test = load_id_dataset(dataset, normalization=TextNormalization(), label_granularity=label_granularity)["test"]
+    test = test.shuffle(seed=42).select(range(60))
+    names = test.features["label"].names
+    predicted = [names.index(d["label"]) for d in detector.detect(test["text"])]
+    accuracy = sum(p == y for p, y in zip(predicted, test["label"])) / len(test)
+    assert abs(accuracy - result.oe.accuracy) <= 1 / 60 + 1e-9, (accuracy, result.oe.accuracy)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "dataset,model,n_labels",
@@ -72,7 +83,8 @@ def check_run(result, output_dir, n_labels):
 def test_recipe_end_to_end(mirror, tmp_path, dataset, model, n_labels):
     extra = ["--max_length", "32"] if "MiniLM" in model else []
     result = recipe_main(dataset, ["--model", model, "--output_dir", str(tmp_path), *TINY, *extra])
-    check_run(result, tmp_path, n_labels)
+    detector = check_run(result, tmp_path, n_labels)
+    check_accuracy_matches_detect(result, detector, dataset)
 
 
 @pytest.mark.integration

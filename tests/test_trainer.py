@@ -269,3 +269,16 @@ def test_energy_loss_trains(tmp_path, tiny_bert, tiny_tokenizer):
     trainer.train()
     logs = [e for e in trainer.state.log_history if "oe_loss" in e]
     assert logs and all(e["oe_loss"] >= 0 for e in logs)
+
+
+def test_predict_keeps_the_dataset_order_with_length_grouping(tmp_path, tiny_bert, tiny_tokenizer):
+    # transformers groups *evaluation* batches by length too when train_sampling_strategy="group_by_length",
+    # which would return predictions out of order; OETrainer keeps evaluation sequential.
+    data = id_dataset(tiny_tokenizer, n=40)
+    args = make_args(tmp_path, train_sampling_strategy="group_by_length", per_device_eval_batch_size=8)
+    trainer = OETrainer(model=tiny_bert, args=args, processing_class=tiny_tokenizer)
+    predictions = trainer.predict(data).predictions
+    tiny_bert.eval()
+    with torch.no_grad():
+        expected = [tiny_bert(input_ids=torch.tensor([ids])).logits[0] for ids in data["input_ids"]]
+    torch.testing.assert_close(torch.as_tensor(predictions), torch.stack(expected), rtol=1e-4, atol=1e-5)
