@@ -1,0 +1,166 @@
+"""Shared helpers of the benchmark scripts: machine description, peak-memory sampling, data and model set-up."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import datasets
+import psutil  # a dependency of accelerate, hence always installed with oe-text
+import torch
+import transformers
+
+
+datasets.disable_progress_bars()
+transformers.logging.set_verbosity_error()
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def set_threads(threads: int | None) -> int:
+    """Use `threads` intra-op threads (None: torch's default) and return the number in use.
+
+    On a CPU shared with other jobs, one thread per process avoids OpenMP threads spinning against each other; on an
+    idle machine the default is faster.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def command_line() -> str:
+    """The command that started this process, as a user would type it."""
+    return " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable), *sys.argv])
+
+
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_info() -> dict[str, Any]:
+    """Date, hardware, load and library versions, for the header of every benchmark report."""
+    import oe_text
+
+    info = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{_cpu_model()}, {os.cpu_count()} logical cores",
+        "memory": f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM",
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "torch_threads": torch.get_num_threads(),
+        "versions": (
+            f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
+            f"datasets {datasets.__version__}, oe-text {oe_text.__version__}"
+        ),
+    }
+    return info
+
+
+def print_header(title: str) -> dict[str, Any]:
+    """Print the report header (command, date, machine) and return the machine info."""
+    info = machine_info()
+    print(f"## {title}\n")
+    print(f"- command: `{command_line()}`")
+    print(f"- date: {info['date']}")
+    print(f"- machine: {info['cpu']}, {info['memory']}, GPU: {info['gpu']}; torch threads: {info['torch_threads']}")
+    print(f"- load average at start (1/5/15 min): {info['load_average']}")
+    print(f"- {info['versions']}\n", flush=True)
+    return info
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process since it started, in MiB (`ru_maxrss` is KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+class RSSSampler:
+    """Context manager sampling this process's resident memory in a thread; `peak` and `increase` in MiB.
+
+    `increase` is the peak during the block minus the resident memory when it started: what the block needed on top of
+    what the process already held (a lower bound when freed memory from earlier blocks is reused). On CUDA the peak of
+    allocated GPU memory during the block is recorded too (`gpu_peak`).
+    """
+
+    def __init__(self, interval: float = 0.005):
+        self.interval = interval
+        self.process = psutil.Process()
+        self.start = self.peak = self.increase = 0.0
+        self.gpu_peak: float | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _rss(self) -> float:
+        return self.process.memory_info().rss / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> RSSSampler:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        self.start = self.peak = self._rss()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.increase = self.peak - self.start
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+            self.gpu_peak = torch.cuda.max_memory_allocated() / 2**20
+
+
+def sync(device: torch.device | str) -> None:
+    """Wait for queued GPU work, so that wall-clock timings include it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def gru_tokenizer(train_texts: Sequence[str], vocab_size: int = 10_000, max_length: int = 64, seed: int = 42):
+    """The sentencepiece tokenizer of the GRU recipe, trained on the in-distribution training text."""
+    from oe_text.tokenization import train_sentencepiece_tokenizer
+
+    return train_sentencepiece_tokenizer(
+        list(train_texts), vocab_size=vocab_size, model_max_length=max_length, seed=seed
+    )
+
+
+def tokenize_column(dataset, tokenizer, max_length: int, keep: Sequence[str] = ("label",)):
+    """`dataset` with `input_ids`/`attention_mask` of its `text` column, truncated to `max_length`."""
+    remove = [c for c in dataset.column_names if c not in keep]
+    return dataset.map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=remove,
+    )
