@@ -142,6 +142,27 @@ def ood_results_table(results: Mapping[str, Mapping[str, float]]) -> tuple[str, 
     return "\n".join(lines), definitions
 
 
+def ood_results_section(config, results, inputs: str = "inputs") -> str:
+    """The model card's results section: the recorded table (with metric definitions) or a note that there is none.
+
+    Args:
+        config: the detector's config (`ood_score`, `ood_temperature`).
+        results: `config.oe["ood_results"]`: `{ood_set: {metric: value}}`, a markdown table, or `None`.
+        inputs (`str`, *optional*, defaults to `"inputs"`): what the test items are called (`"images"` for images).
+    """
+    if isinstance(results, str) and results.strip():
+        return results.strip()
+    if isinstance(results, Mapping) and results:
+        table, definitions = ood_results_table(results)
+        return (
+            f"OOD score: `{config.ood_score}` at temperature {config.ood_temperature:g} (higher = more anomalous); "
+            f"in-distribution test {inputs} against each OOD test set, OOD = positive class.\n\n"
+            + table
+            + ("\n\n" + "\n".join(f"- {d}" for d in definitions) if definitions else "")
+        )
+    return "No OOD evaluation was recorded for this model."
+
+
 def _fmt(value: Any, missing: str = "not recorded") -> str:
     return f"`{value}`" if value not in (None, "") else missing
 
@@ -213,19 +234,7 @@ def build_model_card(
     ]
     training += [f"- **{k}:** `{v}`" for k, v in oe.items() if k not in _KNOWN_OE_KEYS]
 
-    results = oe.get("ood_results")
-    if isinstance(results, str) and results.strip():
-        results_md = results.strip()
-    elif isinstance(results, Mapping) and results:
-        table, definitions = ood_results_table(results)
-        results_md = (
-            f"OOD score: `{config.ood_score}` at temperature {config.ood_temperature:g} (higher = more anomalous); "
-            "in-distribution test inputs against each OOD test set, OOD = positive class.\n\n"
-            + table
-            + ("\n\n" + "\n".join(f"- {d}" for d in definitions) if definitions else "")
-        )
-    else:
-        results_md = "No OOD evaluation was recorded for this model."
+    results_md = ood_results_section(config, oe.get("ood_results"), inputs="inputs")
 
     threshold_md = describe_threshold(config)
     if config.ood_threshold is not None:

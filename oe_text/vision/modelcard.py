@@ -6,12 +6,10 @@ The results table, metric definitions, threshold description and citation are th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..detection import describe_threshold
-from ..modelcard import CITATION, ood_results_table
+from ..modelcard import CITATION, ood_results_section
 
 
 CARD_TAGS = ("oe-text", "outlier-exposure", "ood-detection", "image-classification")
@@ -60,19 +58,7 @@ def build_image_model_card(config, repo_id: str | None = None, tags: list[str] |
     labels = ", ".join(f"`{v}`" for _, v in sorted((config.id2label or {}).items()))
     channels = "grayscale" if config.num_channels == 1 else "RGB"
 
-    results = oe.get("ood_results")
-    if isinstance(results, str) and results.strip():
-        results_md = results.strip()
-    elif isinstance(results, Mapping) and results:
-        table, definitions = ood_results_table(results)
-        results_md = (
-            f"OOD score: `{config.ood_score}` at temperature {config.ood_temperature:g} (higher = more anomalous); "
-            "in-distribution test images against each OOD test set, OOD = positive class.\n\n"
-            + table
-            + ("\n\n" + "\n".join(f"- {d}" for d in definitions) if definitions else "")
-        )
-    else:
-        results_md = "No OOD evaluation was recorded for this model."
+    results_md = ood_results_section(config, oe.get("ood_results"), inputs="images")
     known = ("in_distribution_dataset", "auxiliary_dataset", "oe_weight", "oe_loss", "ood_results")
     training = [
         f"- **In-distribution dataset:** {_fmt(oe.get('in_distribution_dataset'))}",
