@@ -34,14 +34,12 @@ def tiny_tokenizer():
     return tokenizer
 
 
-@pytest.fixture
-def tiny_bert(tiny_tokenizer):
-    """A 2-layer, 32-wide BERT sequence classifier (2 labels) built from a config, without dropout."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
+@pytest.fixture(scope="session")
+def tiny_bert_config(tiny_tokenizer):
+    """A 2-layer, 32-wide BERT config over the tiny vocabulary, without dropout (2 labels)."""
+    from transformers import BertConfig
 
-    torch.manual_seed(0)
-    config = BertConfig(
+    return BertConfig(
         vocab_size=len(tiny_tokenizer),
         hidden_size=32,
         num_hidden_layers=2,
@@ -52,4 +50,13 @@ def tiny_bert(tiny_tokenizer):
         attention_probs_dropout_prob=0.0,
         num_labels=2,
     )
-    return BertForSequenceClassification(config)
+
+
+@pytest.fixture
+def tiny_bert(tiny_bert_config):
+    """A BERT sequence classifier built from `tiny_bert_config`, seeded."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    return BertForSequenceClassification(tiny_bert_config)

@@ -12,7 +12,6 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
     BertModel,
     pipeline,
 )
@@ -27,21 +26,11 @@ TEXTS = ["good movie", "the plot was very boring", "king of the north", "a fun f
 
 
 @pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory, tiny_tokenizer):
+def backbone_dir(tmp_path_factory, tiny_tokenizer, tiny_bert_config):
     """A tiny pretrained-looking BERT encoder (with pooler) + its tokenizer, saved like a Hub checkpoint."""
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
     folder = tmp_path_factory.mktemp("tiny-bert")
-    BertModel(config).save_pretrained(folder)
+    BertModel(tiny_bert_config).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
 
