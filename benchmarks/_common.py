@@ -164,3 +164,24 @@ def tokenize_column(dataset, tokenizer, max_length: int, keep: Sequence[str] = (
         batched=True,
         remove_columns=remove,
     )
+
+
+def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int):
+    """The ID test set (a seeded sample of `max_eval_samples`), every OOD preset, and WikiText-2 validation+test
+    outliers without the sentences that occur in those test sets; as the recipe builds them.
+
+    Returns:
+        `(test, ood, unavailable, outliers)`.
+    """
+    from oe_text.data import load_ood_datasets, load_outlier_dataset
+
+    if max_eval_samples and max_eval_samples < len(test):
+        test = test.shuffle(seed=seed).select(range(max_eval_samples))
+    ood, unavailable = load_ood_datasets(normalization=normalization)
+    outliers = load_outlier_dataset(
+        "wikitext2",
+        split="validation+test",
+        exclude_texts=[*test["text"], *(t for ds in ood.values() for t in ds["text"])],
+        normalization=normalization,
+    )
+    return test, ood, unavailable, outliers

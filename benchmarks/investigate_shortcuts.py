@@ -29,12 +29,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import md_table, print_header, set_threads, tokenize_column
+from _common import evaluation_data, md_table, print_header, set_threads, tokenize_column
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from oe_text import OETrainer, OETrainingArguments
-from oe_text.data import TextNormalization, load_id_dataset, load_ood_datasets, load_outlier_dataset
+from oe_text.data import TextNormalization, load_id_dataset
 from oe_text.evaluation import OODResults, compare_results, evaluate_ood
 from oe_text.modeling_oe import OEClassifier
 from oe_text.recipe import recipe_defaults
@@ -112,16 +112,7 @@ def main() -> None:
     if args.id_preprocess == "no-short":
         data = data.map(no_short, batched=True).filter(lambda t: bool(t), input_columns="text")
         print(f"After no-short preprocessing: {[len(data[s]) for s in ('train', 'test')]} train/test texts kept")
-    test = data["test"]
-    if args.max_eval_samples and args.max_eval_samples < len(test):
-        test = test.shuffle(seed=args.seed).select(range(args.max_eval_samples))
-    ood, unavailable = load_ood_datasets(normalization=norm)
-    outliers = load_outlier_dataset(
-        "wikitext2",
-        split="validation+test",
-        exclude_texts=[*test["text"], *(t for ds in ood.values() for t in ds["text"])],
-        normalization=norm,
-    )
+    test, ood, unavailable, outliers = evaluation_data(data["test"], norm, args.max_eval_samples, args.seed)
     cased = args.id_casing == "sentence"
     if args.tokenizer == "word":
         tokenizer = word_tokenizer(data["train"]["text"], 10_000, lowercase=not cased, max_length=max_length)

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import MINILM_ID, md_table, print_header, set_threads, tokenize_column
+from _common import MINILM_ID, evaluation_data, md_table, print_header, set_threads, tokenize_column
 
 from oe_text import OETrainer, OETrainingArguments
-from oe_text.data import TextNormalization, load_id_dataset, load_ood_datasets, load_outlier_dataset
+from oe_text.data import TextNormalization, load_id_dataset
 from oe_text.evaluation import OODResults, compare_results, evaluate_ood
 from oe_text.modeling_oe import OEClassifier
 
@@ -104,16 +104,7 @@ def main() -> None:
     tokenizer = base_model.tokenizer
     norm = TextNormalization.for_tokenizer(tokenizer)
     data = load_id_dataset("sst2", normalization=norm, max_train_samples=args.max_train_samples or None)
-    test = data["test"]
-    if args.max_eval_samples and args.max_eval_samples < len(test):
-        test = test.shuffle(seed=args.seed).select(range(args.max_eval_samples))
-    ood, unavailable = load_ood_datasets(normalization=norm)
-    outliers = load_outlier_dataset(
-        "wikitext2",
-        split="validation+test",
-        exclude_texts=[*test["text"], *(t for ds in ood.values() for t in ds["text"])],
-        normalization=norm,
-    )
+    test, ood, unavailable, outliers = evaluation_data(data["test"], norm, args.max_eval_samples, args.seed)
     train_set = tokenize_column(data["train"], tokenizer, args.max_length)
     print(
         f"SST-2 train {len(train_set)}, ID test {len(test)}, auxiliary {len(outliers)} WikiText-2 sentences, "
