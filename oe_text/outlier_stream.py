@@ -222,7 +222,8 @@ class OutlierStream:
             self.bucket_bounds = length_buckets(lengths, max(min_bucket_size, world_size))
             which = np.searchsorted(self.bucket_bounds, lengths, side="right") - 1
             self._buckets = [
-                _Cursor((seed, b), np.flatnonzero(which == b), rank, world_size) for b in range(len(self.bucket_bounds))
+                _Cursor((seed, b), np.flatnonzero(which == b), rank, world_size)
+                for b in range(len(self.bucket_bounds))
             ]
         self._iterator: Iterator | None = None
         self._to_skip = 0
@@ -241,8 +242,9 @@ class OutlierStream:
     def state_dict(self) -> dict[str, Any]:
         """The stream's position: pass number, items consumed in this pass, and the settings that define the order."""
         state: dict[str, Any] = {"epoch": self.epoch, "position": self.position}
-        if self.bucket_bounds is not None:
-            state = {"buckets": [[c.epoch, c.position] for c in self._buckets], "bucket_bounds": self.bucket_bounds}
+        if self.bucket_bounds is not None:  # draws without a target length still come from the whole dataset
+            state["buckets"] = [[c.epoch, c.position] for c in self._buckets]
+            state["bucket_bounds"] = self.bucket_bounds
         return {**state, "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -255,21 +257,20 @@ class OutlierStream:
                     f"Cannot resume the outlier stream: the checkpoint has {key}={state[key]}, this run has "
                     f"{key}={getattr(self, key)}. Resume with the same seed and number of processes."
                 )
+        missing = [k for k in ("epoch", "position") if k not in state]
+        if missing:
+            raise ValueError(f"Invalid outlier stream state: missing {missing} (found keys {sorted(state)}).")
+        epoch, position = _check_int(state, "epoch"), _check_int(state, "position")
+        if not self.is_iterable:
+            n = self._cursor.pass_length(len(self.dataset))
+            if position >= n:
+                raise ValueError(
+                    f"Invalid outlier stream state: position {position} is beyond the pass of {n} outliers of "
+                    f"process {self.rank}; the checkpoint was written for another outlier dataset."
+                )
         if self.bucket_bounds is not None:
-            self._load_bucket_state(state)
-        else:
-            missing = [k for k in ("epoch", "position") if k not in state]
-            if missing:
-                raise ValueError(f"Invalid outlier stream state: missing {missing} (found keys {sorted(state)}).")
-            epoch, position = _check_int(state, "epoch"), _check_int(state, "position")
-            if not self.is_iterable:
-                n = self._cursor.pass_length(len(self.dataset))
-                if position >= n:
-                    raise ValueError(
-                        f"Invalid outlier stream state: position {position} is beyond the pass of {n} outliers of "
-                        f"process {self.rank}; the checkpoint was written for another outlier dataset."
-                    )
-            self._cursor.set(epoch, position)
+            self._load_bucket_state(state)  # validated before anything changes
+        self._cursor.set(epoch, position)
         self._iterator, self._to_skip = None, self.position if self.is_iterable else 0
         self._close_loader()
 
@@ -281,18 +282,21 @@ class OutlierStream:
                 "resume with the same outlier dataset, tokenizer and oe_length_matching."
             )
         buckets = state["buckets"]
+        values: list[tuple[int, int]] = [(0, 0)] * len(buckets)
         if len(buckets) != len(self._buckets):
             raise ValueError(f"Invalid outlier stream state: {len(buckets)} bucket states for {len(self._buckets)}.")
         for b, (cursor, entry) in enumerate(zip(self._buckets, buckets)):
             if not isinstance(entry, list) or len(entry) != 2:
                 raise ValueError(f"Invalid outlier stream state: bucket {b} must be [epoch, position], got {entry!r}.")
-            values = {"epoch": entry[0], "position": entry[1]}
-            epoch, position = _check_int(values, "epoch"), _check_int(values, "position")
+            entry_state = {"epoch": entry[0], "position": entry[1]}
+            epoch, position = _check_int(entry_state, "epoch"), _check_int(entry_state, "position")
             n = cursor.pass_length(len(cursor.indices))
             if position >= n:
                 raise ValueError(
                     f"Invalid outlier stream state: bucket {b} position {position} is beyond its pass of {n} outliers."
                 )
+            values[b] = (epoch, position)
+        for cursor, (epoch, position) in zip(self._buckets, values):
             cursor.set(epoch, position)
 
     # ----- drawing -----

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import SequentialSampler
 from datasets import IterableDataset
+from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, Trainer, default_data_collator
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, sort_checkpoints
 from transformers.utils import logging
@@ -260,7 +260,8 @@ class OETrainer(Trainer):
         in-distribution batch, so gradient accumulation of 2 x B draws exactly the outliers of one batch of 2B.
         """
         batch_samples, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
-        if self.oe_active and self.args.oe_length_matching != "none" and self.model.training:
+        # Only the training loop calls this (before it switches the model to training mode on the first step).
+        if self.oe_active and self.args.oe_length_matching != "none":
             lengths = [b["input_ids"].shape[-1] for b in batch_samples if isinstance(b.get("input_ids"), torch.Tensor)]
             target = max(lengths) if lengths else None
             self._outlier_queue.clear()

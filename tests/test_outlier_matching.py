@@ -3,12 +3,11 @@
 import pytest
 import torch
 from datasets import Dataset
+from test_trainer import id_dataset, make_args, outlier_dataset, params
 
 from oe_text import OETrainer
 from oe_text.outlier_stream import OutlierStream, length_buckets
 from oe_text.trainer import truncate_outliers
-
-from test_trainer import id_dataset, make_args, outlier_dataset, params
 
 
 def rows(n=40):
@@ -54,7 +53,7 @@ def test_buckets_resume_exactly_and_are_disjoint_across_processes():
     for t in targets[:5]:
         part.next_batch(t)
     state = part.state_dict()
-    assert set(state) == {"buckets", "bucket_bounds", "seed", "rank", "world_size"}
+    assert set(state) == {"epoch", "position", "buckets", "bucket_bounds", "seed", "rank", "world_size"}
     resumed = make()
     resumed.load_state_dict(state)
     assert [resumed.next_batch(t) for t in targets[5:]] == drawn[5:]
@@ -99,7 +98,10 @@ def test_random_augmentation_does_not_depend_on_workers():
 
 
 def test_truncate_outliers():
-    batch = {"input_ids": torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]), "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]])}
+    batch = {
+        "input_ids": torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]]),
+        "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]]),
+    }
     cut = truncate_outliers(batch, 3)
     assert cut["input_ids"].tolist() == [[1, 2, 3], [5, 6, 0]] and cut["attention_mask"].shape == (2, 3)
     assert truncate_outliers(batch, 2, "left")["input_ids"].tolist() == [[3, 4], [0, 0]]
@@ -115,12 +117,16 @@ class LengthRecorder:
     def __call__(self, module, args, kwargs):
         if module.training:
             ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
-            self.shapes.append((int(mask[: self.n_in].sum(1).max()), int(mask[self.n_in :].sum(1).max()), ids.shape[1]))
+            self.shapes.append(
+                (int(mask[: self.n_in].sum(1).max()), int(mask[self.n_in :].sum(1).max()), ids.shape[1])
+            )
 
 
 @pytest.mark.parametrize("mode", ["truncate", "bucket"])
 def test_matched_outliers_never_pad_in_distribution_rows(tmp_path, tiny_bert, tiny_tokenizer, mode):
-    long_outliers = Dataset.from_dict({"text": [" ".join(["wiki history river city"] * (1 + i % 4)) for i in range(40)]})
+    long_outliers = Dataset.from_dict(
+        {"text": [" ".join(["wiki history river city"] * (1 + i % 4)) for i in range(40)]}
+    )
     trainer = OETrainer(
         model=tiny_bert,
         args=make_args(tmp_path, oe_weight=1.0, max_steps=6, oe_length_matching=mode, oe_length_bucket_size=5),

@@ -112,8 +112,12 @@ def test_state_file_is_written_before_the_old_checkpoint_is_rotated(tmp_path, mo
 
 def test_kill_while_saving_a_checkpoint_then_resume(tmp_path):
     out, ready = tmp_path / "run", tmp_path / "ready"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}  # fmt: skip
+    root = str(Path(__file__).parents[1])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     child = subprocess.Popen([sys.executable, str(SCRIPT), str(out), str(ready)], env=env, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while not ready.exists():
