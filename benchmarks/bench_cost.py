@@ -95,6 +95,8 @@ def build_setup(kind: str, args) -> Setup:
         dataset = args.gru_dataset if kind == "gru" else "sst2"
         model_name = "gru" if kind == "gru" else MINILM_ID
         recipe, recipe_args = parse_recipe_args(dataset, ["--model", model_name, "--output_dir", "unused"])
+        if args.length_matching:
+            recipe_args = dataclasses.replace(recipe_args, oe_length_matching=args.length_matching)
         max_length = recipe.max_length
     data = load_id_dataset(dataset)
     label_names = data["train"].features["label"].names
@@ -206,8 +208,8 @@ def run_recipe_hand_loop(setup: Setup, steps: int, device: str) -> list[float]:
     """A hand-written loop doing the work of the recipe's OE step.
 
     Length-grouped ID batches (`LengthGroupedSampler`), outliers drawn at random from the length bucket of the ID
-    batch's length L and cut to L, one joint forward, CE + OE loss, backward, clipping, the recipe's optimiser and
-    schedule.
+    batch's length L and cut to L (as `oe_length_matching` says), one joint forward, CE + OE loss, backward,
+    clipping, the recipe's optimiser and schedule.
     """
     args = _recipe_run_args(setup, steps, device, "unused")
     model = setup.model.to(device).train()
@@ -233,9 +235,15 @@ def run_recipe_hand_loop(setup: Setup, steps: int, device: str) -> list[float]:
     for _ in range(steps):
         batch = next(id_batches)
         length = batch["input_ids"].shape[1]
-        bucket = buckets[max(int(np.searchsorted(bounds, length, side="right")) - 1, 0)]
-        rows = setup.outliers[rng.choice(bucket, size=setup.batch_size).tolist()]
-        outliers = truncate_outliers(collate([dict(zip(rows, v)) for v in zip(*rows.values())]), length)
+        matching = args.oe_length_matching
+        bucket = (
+            buckets[max(int(np.searchsorted(bounds, length, side="right")) - 1, 0)] if matching == "bucket" else None
+        )
+        pool = bucket if bucket is not None else len(out_lengths)
+        rows = setup.outliers[rng.choice(pool, size=setup.batch_size).tolist()]
+        outliers = collate([dict(zip(rows, v)) for v in zip(*rows.values())])
+        if matching != "none":
+            outliers = truncate_outliers(outliers, length)
         labels = batch.pop("labels").to(device)
         inputs = {k: _pad_cat(v, outliers[k], pad.get(k, 0)).to(device) for k, v in batch.items()}
         logits = model(**inputs).logits
@@ -455,6 +463,12 @@ def main() -> None:
     )
     parser.add_argument("--gru-dataset", default="trec", help="--recipe-defaults: in-distribution set of the GRU")
     parser.add_argument("--skip-scoring", action="store_true", help="time training steps only")
+    parser.add_argument(
+        "--length-matching",
+        choices=["none", "truncate", "bucket"],
+        default=None,
+        help="--recipe-defaults: override the recipe's oe_length_matching (for (b) and (c)) to compare",
+    )
     args = parser.parse_args()
     if args.warmup < 1:
         parser.error("--warmup must be >= 1 (the first step's start is not observable inside Trainer).")
