@@ -69,8 +69,7 @@ RNN_TRAINING_DEFAULTS: dict[str, Any] = {
     "oe_weight": 1.0,
 }
 # Fine-tuning defaults for pretrained encoders, sized so the SST-2 recipe runs in minutes on a CPU: one baseline
-# epoch, then half an epoch of OE fine-tuning (each OE step also runs a batch of outliers, which are longer than
-# SST-2 sentences, so it costs about three baseline steps).
+# epoch, then half an epoch of OE fine-tuning (each OE step also runs a batch of outliers of the same length).
 TRANSFORMER_TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": 5e-5,
     "lr_scheduler_type": "linear",

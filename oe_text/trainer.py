@@ -124,7 +124,10 @@ class OETrainer(Trainer):
     `outlier_dataset` the trainer is exactly `transformers.Trainer`.
 
     The outliers come from an `OutlierStream`: reshuffled every pass, endless, disjoint across processes, seeded by
-    `args.oe_seed` (default `args.seed`), and saved in every checkpoint so that resuming continues the stream.
+    `args.oe_seed` (default `args.seed`), and saved in every checkpoint (atomically, before older checkpoints are
+    rotated away) so that resuming continues the stream. `args.oe_length_matching` draws them to the length of the
+    step's in-distribution batches ("bucket") or cuts them to it ("truncate"); `args.dataloader_num_workers` workers
+    read map-style outliers ahead.
 
     Args:
         outlier_dataset (`datasets.Dataset`, `datasets.IterableDataset` or map-style dataset, *optional*):
