@@ -154,6 +154,9 @@ class OETrainer(Trainer):
             raise TypeError(
                 f"`args` must be an OETrainingArguments (it carries the OE settings), got {type(args).__name__}."
             )
+        if args.dataloader_pin_memory and args.device.type not in ("cuda", "xpu", "npu", "mps"):
+            # Pinned memory only speeds up copies to an accelerator; without one, torch warns on every DataLoader.
+            args.dataloader_pin_memory = False
         super().__init__(model, args, *trainer_args, **kwargs)
         self.oe_active = outlier_dataset is not None and args.oe_weight > 0
         self.outlier_stream: OutlierStream | None = None
