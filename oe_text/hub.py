@@ -3,11 +3,17 @@
 When the environment variable `OE_TEXT_MIRROR` names a folder laid out like the Hub
 (`$OE_TEXT_MIRROR/datasets/<org>/<name>`, `$OE_TEXT_MIRROR/models/<org>/<name>`), every dataset, model and tokenizer
 id the project loads is resolved to that folder; otherwise the id is returned unchanged and the real Hub is used.
+
+It also holds the one rule for code shipped with a model folder or Hub repo (`auto_map` + `.py` files): every
+`AutoTokenizer` / `AutoModel` load in oe-text passes `remote_code_kwargs(trust_remote_code)`, which is
+`trust_remote_code=False` unless the caller explicitly opts in, so nothing from a downloaded artefact runs (and
+transformers never prompts on stdin for it).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +21,36 @@ from typing import Literal
 MIRROR_ENV_VAR = "OE_TEXT_MIRROR"
 
 RepoType = Literal["model", "dataset"]
+
+
+_remote_code_warned = False
+
+
+def remote_code_kwargs(trust_remote_code: bool = False, what: str = "model") -> dict[str, bool]:
+    """The `trust_remote_code` argument of a transformers `from_pretrained` call, always explicit.
+
+    `trust_remote_code=None` (transformers' default) prompts on stdin for custom code and reads the answer from the
+    data being processed; `False` refuses such code (the library's own class is used when it has one, else it raises).
+    Only an explicit `True` allows running it, and then a warning says so once per process, on stderr.
+
+    Args:
+        trust_remote_code (`bool`, *optional*, defaults to `False`): the user's explicit choice.
+        what (`str`, *optional*): what is loaded, for the warning.
+
+    Returns:
+        `dict`: `{"trust_remote_code": bool}` to splat into `from_pretrained`.
+    """
+    if not isinstance(trust_remote_code, bool):
+        raise TypeError(f"`trust_remote_code` must be True or False, got {trust_remote_code!r}.")
+    global _remote_code_warned
+    if trust_remote_code and not _remote_code_warned:
+        _remote_code_warned = True
+        print(
+            f"oe-text: trust_remote_code=True: Python code shipped with the {what} (auto_map) may run on this "
+            "machine. Use it only for folders and Hub repos you trust.",
+            file=sys.stderr,
+        )
+    return {"trust_remote_code": trust_remote_code}
 
 
 class MirrorMissError(FileNotFoundError):

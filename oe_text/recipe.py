@@ -40,7 +40,7 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
-from .hub import resolve_hub_id
+from .hub import remote_code_kwargs, resolve_hub_id
 from .modeling_oe import OEClassifier
 from .scores import LOGIT_SCORES, compute_score
 from .tokenization import train_sentencepiece_tokenizer
@@ -111,6 +111,12 @@ class RecipeArguments:
     model: str = field(
         default=DEFAULT_MODEL,
         metadata={"help": "'gru' or 'lstm' (the paper's baselines, trained from scratch) or any Hub encoder id."},
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow custom code shipped with --model (auto_map + .py files) to run. Off: such code is refused."
+        },
     )
     oe_mode: str = field(
         default="finetune",
@@ -256,7 +262,9 @@ def _normalization(recipe_args: RecipeArguments, tokenizer) -> TextNormalization
 def _build_model(recipe_args: RecipeArguments, label_names: list[str], tokenizer) -> OEClassifier:
     if recipe_args.is_rnn:
         return OEClassifier.from_rnn(kind=recipe_args.model.lower(), id2label=label_names, tokenizer=tokenizer)
-    return OEClassifier.from_backbone(recipe_args.model, id2label=label_names)
+    return OEClassifier.from_backbone(
+        recipe_args.model, id2label=label_names, trust_remote_code=recipe_args.trust_remote_code
+    )
 
 
 def _rnn_tokenizer(recipe_args, training_args, train_texts: list[str], max_length: int):
@@ -269,7 +277,7 @@ def _rnn_tokenizer(recipe_args, training_args, train_texts: list[str], max_lengt
             )
             tokenizer.save_pretrained(folder)
         else:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder, **remote_code_kwargs(False))
     return tokenizer
 
 
@@ -361,7 +369,9 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     # ---- tokenizer and data (one normalisation policy for ID, auxiliary and OOD text)
     tokenizer = None
     if not recipe_args.is_rnn:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_hub_id(recipe_args.model))
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_hub_id(recipe_args.model), **remote_code_kwargs(recipe_args.trust_remote_code, "model")
+        )
     normalization = _normalization(recipe_args, tokenizer)
     with training_args.main_process_first(desc="loading datasets"):
         data = load_id_dataset(

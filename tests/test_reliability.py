@@ -1,0 +1,153 @@
+"""Fault injection: each test reproduces a failure found by the adversarial pass of issue 13 and checks the fix.
+
+Code shipped with a downloaded detector never runs; CLI input is split one way whatever its source; bad labels, bad
+files, bad arguments and silent servers give specific errors instead of wrong results or hangs.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from oe_text import OEClassifier, OEConfig
+from oe_text.cli import main as cli_main
+from oe_text.cli import split_input_lines
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _child_env(**extra) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", **extra)
+    env.pop("OE_TEXT_MIRROR", None)
+    return env
+
+
+@pytest.fixture
+def detector(tiny_tokenizer, tiny_bert_config) -> OEClassifier:
+    """A small text detector (tiny BERT backbone, tiny tokenizer attached), in training mode as `from_backbone`."""
+    torch.manual_seed(0)
+    model = OEClassifier(OEConfig(backbone_config=tiny_bert_config.to_dict(), num_labels=2))
+    model.tokenizer = tiny_tokenizer
+    return model.train()
+
+
+@pytest.fixture
+def detector_dir(detector, tmp_path) -> Path:
+    folder = tmp_path / "detector"
+    detector.save_pretrained(folder)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------ 1. remote code
+def _plant_remote_code(folder: Path, keep_tokenizer_class: bool) -> Path:
+    """Make `folder` a malicious detector: `auto_map` in tokenizer_config.json and a module that writes a marker."""
+    marker = folder / "MARKER"
+    config_file = folder / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    config["auto_map"] = {"AutoTokenizer": ["evil.EvilTokenizer", "evil.EvilTokenizer"]}
+    if not keep_tokenizer_class:
+        config["tokenizer_class"] = "EvilTokenizer"  # no library class of that name: only the custom code can load it
+    config_file.write_text(json.dumps(config))
+    (folder / "evil.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import BertTokenizerFast\n\n\nclass EvilTokenizer(BertTokenizerFast):\n    pass\n"
+    )
+    return marker
+
+
+LINES = b"what is x ?\nhow far is it ?\n1\nwho is y ?\n"
+
+
+def _detect_subprocess(folder: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "oe_text.cli", "detect", "--model", folder.name, *extra],
+        input=LINES,
+        capture_output=True,
+        cwd=folder.parent,
+        env=_child_env(),
+        timeout=300,
+    )
+
+
+def test_detect_never_runs_code_from_a_detector_folder(detector_dir):
+    """A tokenizer_config.json with `auto_map` + a .py file: the code must not run, stdin must not be consumed by a
+    prompt, every line is answered and stdout holds JSON lines only (the library's tokenizer class is used)."""
+    marker = _plant_remote_code(detector_dir, keep_tokenizer_class=True)
+    result = _detect_subprocess(detector_dir)
+    assert result.returncode == 0, result.stderr.decode()
+    assert not marker.exists()
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["text"] for r in records] == ["what is x ?", "how far is it ?", "1", "who is y ?"]
+    assert b"custom code" not in result.stdout
+
+
+def test_detect_refuses_a_tokenizer_that_only_custom_code_can_load(detector_dir):
+    marker = _plant_remote_code(detector_dir, keep_tokenizer_class=False)
+    result = _detect_subprocess(detector_dir)
+    assert result.returncode == 1 and result.stdout == b""
+    assert not marker.exists()
+    stderr = result.stderr.decode()
+    assert "needs custom code" in stderr and "--trust_remote_code" in stderr
+    # The same refusal in the library, as a ValueError naming the folder.
+    with pytest.raises(ValueError, match=f"tokenizer saved in {detector_dir}.*needs custom code"):
+        OEClassifier.from_pretrained(detector_dir)
+    assert not marker.exists()
+    # An explicit opt-in runs it, and says so on stderr (once).
+    result = _detect_subprocess(detector_dir, "--trust_remote_code")
+    assert result.returncode == 0, result.stderr.decode()
+    assert marker.exists() and len(result.stdout.decode().splitlines()) == 4
+    assert result.stderr.decode().count("trust_remote_code=True") == 1
+
+
+def test_saved_backbone_config_drops_auto_map(detector, tmp_path):
+    detector.config.backbone_config["auto_map"] = {"AutoModel": "evil.EvilModel"}
+    detector.save_pretrained(tmp_path / "d")
+    loaded = OEClassifier.from_pretrained(tmp_path / "d")  # the library's BertModel, no prompt, no import of evil
+    assert type(loaded.backbone).__name__ == "BertModel"
+
+
+# ------------------------------------------------------------------------------------------------ 5. CLI input
+SEPARATORS = "a\vb\fc\x1cd\x85e\u2028f"
+
+
+def _run_detect_cli(monkeypatch, capsys, folder, data: bytes, *extra: str, use_file: Path | None = None):
+    if use_file is not None:
+        use_file.write_bytes(data)
+        args = ["detect", "--model", str(folder), "--input", str(use_file), *extra]
+    else:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        args = ["detect", "--model", str(folder), *extra]
+    assert cli_main(args) == 0
+    return [json.loads(line)["text"] for line in capsys.readouterr().out.split("\n") if line]
+
+
+def test_split_input_lines_is_newline_only():
+    assert split_input_lines(f"{SEPARATORS}\r\nsecond\n\n  \nthird") == [SEPARATORS, "second", "third"]
+    assert split_input_lines("\ufeffgood movie\r\n") == ["good movie"]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_cli_input_same_records_from_file_and_stdin(detector_dir, tmp_path, monkeypatch, capsys, source):
+    data = ("\ufeffgood movie\r\n" + SEPARATORS + "\n\nbad plot\n").encode("utf-8")
+    use_file = tmp_path / "in.txt" if source == "file" else None
+    texts = _run_detect_cli(monkeypatch, capsys, detector_dir, data, use_file=use_file)
+    # Three records whatever the source; the BOM is gone from the first text.
+    assert texts == ["good movie", SEPARATORS, "bad plot"]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_cli_input_undecodable_bytes_name_the_line(detector_dir, tmp_path, monkeypatch, capsys, source):
+    data = "good movie\nbad plot\nle film était bon\n".encode("latin-1")
+    use_file = tmp_path / "in.txt" if source == "file" else None
+    with pytest.raises(SystemExit, match=r"line 3 of .* is not valid utf-8 .*--encoding"):
+        _run_detect_cli(monkeypatch, capsys, detector_dir, data, use_file=use_file)
+    texts = _run_detect_cli(monkeypatch, capsys, detector_dir, data, "--encoding", "latin-1", use_file=use_file)
+    assert texts == ["good movie", "bad plot", "le film était bon"]
+    with pytest.raises(SystemExit, match="unknown --encoding 'klingon'"):
+        _run_detect_cli(monkeypatch, capsys, detector_dir, data, "--encoding", "klingon", use_file=use_file)
