@@ -81,7 +81,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     ood_files = {Path(file).stem: _read_texts(file, args.encoding) for file in args.ood_files or []}
     model = _load_detector(args.model, args.trust_remote_code)
     normalization = TextNormalization.for_tokenizer(model.tokenizer)
-    data = load_id_dataset(args.id_dataset, normalization=normalization, label_granularity=args.label_granularity)
+    data = load_id_dataset(
+        args.id_dataset,
+        normalization=normalization,
+        label_granularity=args.label_granularity,
+        remap_labels=args.remap_labels,
+    )
     test = data["test"]
     if args.max_eval_samples:
         test = test.shuffle(seed=args.seed).select(range(min(args.max_eval_samples, len(test))))
@@ -144,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="detector folder or Hub id")
     ev.add_argument("--id_dataset", required=True, help="in-distribution preset, Hub id or file (its test split)")
     ev.add_argument("--label_granularity", default="fine", help="TREC labels: fine or coarse")
+    ev.add_argument(
+        "--remap_labels", action="store_true", help="number integer labels that are not 0..K-1 in increasing order"
+    )
     ev.add_argument("--ood_datasets", nargs="*", default=list(OOD_PRESETS), help="OOD presets")
     ev.add_argument("--ood_files", nargs="*", help="text files, one input per line, as extra OOD sets")
     ev.add_argument("--scores", nargs="+", default=["msp"], help="msp, max_logit, energy, kl_uniform, entropy")

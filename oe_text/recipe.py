@@ -108,6 +108,17 @@ class RecipeArguments:
     label_granularity: str = field(
         default="fine", metadata={"help": "TREC labels: 'fine' (50, as the paper) or 'coarse' (6)."}
     )
+    label_names: list[str] | None = field(
+        default=None,
+        metadata={"help": "Declare the label set of a custom dataset (integer labels index it; gaps allowed)."},
+    )
+    remap_labels: bool = field(
+        default=False,
+        metadata={
+            "help": "Integer labels that are not 0..K-1 (e.g. 0, 1, 7): number the labels present 0..K-1 instead of "
+            "raising an error."
+        },
+    )
     model: str = field(
         default=DEFAULT_MODEL,
         metadata={"help": "'gru' or 'lstm' (the paper's baselines, trained from scratch) or any Hub encoder id."},
@@ -379,6 +390,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             text_column=recipe_args.text_column,
             label_column=recipe_args.label_column,
             label_granularity=recipe_args.label_granularity,
+            label_names=recipe_args.label_names,
+            remap_labels=recipe_args.remap_labels,
             normalization=normalization,
             max_train_samples=recipe_args.max_train_samples,
             seed=training_args.seed,

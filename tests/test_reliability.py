@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -151,3 +152,54 @@ def test_cli_input_undecodable_bytes_name_the_line(detector_dir, tmp_path, monke
     assert texts == ["good movie", "bad plot", "le film était bon"]
     with pytest.raises(SystemExit, match="unknown --encoding 'klingon'"):
         _run_detect_cli(monkeypatch, capsys, detector_dir, data, "--encoding", "klingon", use_file=use_file)
+
+
+# ------------------------------------------------------------------------------------------------ 4. label sets
+def _labelled_csv(path: Path, labels: list[int]) -> str:
+    rows = ["text,label"] + [f"text number {i},{label}" for i, label in enumerate(labels)]
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_integer_label_gaps_are_an_error_unless_declared_or_remapped(tmp_path):
+    from oe_text.data import InvalidLabelError, load_id_dataset
+
+    labels = [0, 1, 7] * 4
+    csv = _labelled_csv(tmp_path / "gaps.csv", labels)
+    with pytest.raises(InvalidLabelError, match=r"not 0\.\.K-1.*\[0, 1, 7\].*\[2, 3, 4, 5, 6\].*remap_labels"):
+        load_id_dataset(csv, test_size=3, validation_size=3)
+    data = load_id_dataset(csv, test_size=3, validation_size=3, remap_labels=True, seed=0)
+    assert data["train"].features["label"].names == ["0", "1", "7"]
+    merged = [data[s][i] for s in ("train", "validation", "test") for i in range(len(data[s]))]
+    by_text = {row["text"]: row["label"] for row in merged}
+    assert [by_text[f"text number {i}"] for i in range(12)] == [{0: 0, 1: 1, 7: 2}[v] for v in labels]
+    declared = [f"c{i}" for i in range(8)]
+    data = load_id_dataset(csv, test_size=3, validation_size=3, label_names=declared)
+    assert data["train"].features["label"].names == declared  # declared: ids 2..6 may be empty
+
+
+def test_one_typo_label_does_not_allocate_a_million_classes(tmp_path):
+    import time
+
+    from oe_text.data import InvalidLabelError, load_id_dataset
+
+    csv = _labelled_csv(tmp_path / "typo.csv", [0, 1] * 5 + [1_000_000])
+    start = time.perf_counter()
+    with pytest.raises(InvalidLabelError, match=r"largest 1000000\).*\[2, 3, 4, 5, 6\]"):
+        load_id_dataset(csv, test_size=2, validation_size=2)
+    assert time.perf_counter() - start < 10
+    data = load_id_dataset(csv, test_size=2, validation_size=2, remap_labels=True)
+    assert data["train"].features["label"].names == ["0", "1", "1000000"]
+
+
+def test_mahalanobis_classes_are_the_ids_present():
+    from oe_text.feature_scores import MahalanobisScorer
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 4)) + np.repeat(np.eye(4)[:3] * 5, 20, axis=0)
+    dense = MahalanobisScorer().fit(features, np.repeat([0, 1, 2], 20))
+    sparse = MahalanobisScorer().fit(features, np.repeat([0, 7, 10_000_000], 20), batch_size=7)
+    assert sparse._sums.shape == (3, 4)  # one row per class present, not 10,000,001
+    queries = rng.normal(size=(5, 4))
+    np.testing.assert_allclose(sparse.score(queries), dense.score(queries), rtol=1e-10)
+    assert sparse.classes_.tolist() == [0, 7, 10_000_000]
