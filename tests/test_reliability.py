@@ -203,3 +203,61 @@ def test_mahalanobis_classes_are_the_ids_present():
     queries = rng.normal(size=(5, 4))
     np.testing.assert_allclose(sparse.score(queries), dense.score(queries), rtol=1e-10)
     assert sparse.classes_.tolist() == [0, 7, 10_000_000]
+
+
+# ------------------------------------------------------------------------------------------------ 6. bad arguments
+@pytest.mark.parametrize("field", ["oe_weight", "oe_energy_m_in", "oe_energy_temperature"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_oe_settings_are_rejected(tmp_path, field, value):
+    from oe_text import OETrainingArguments
+
+    with pytest.raises(ValueError, match=f"`{field}` must be a finite number"):
+        OETrainingArguments(output_dir=str(tmp_path), report_to="none", **{field: value})
+
+
+# ------------------------------------------------------------------------------------------------ 6. bad files
+BAD_FILES = {
+    "empty.csv": (b"", "EmptyDatasetError", "is empty: expected a header row"),
+    "header.csv": (b"text,label\n", "EmptyDatasetError", r"header row \['text', 'label'\] but no data rows"),
+    "quote.csv": (b'text,label\n"good movie,1\nbad plot,0\n', "MalformedFileError", "line 3: malformed csv"),
+    "fields.csv": (b"text,label\ngood,1\nbad,0,extra\n", "MalformedFileError", "line 3: 3 field"),
+    "latin1.csv": ("text,label\ngood,1\nété,0\n".encode("latin-1"), "MalformedFileError", "line 3: not valid UTF-8"),
+    "empty.jsonl": (b"\n\n", "EmptyDatasetError", "no records"),
+    "broken.jsonl": (
+        b'{"text": "a", "label": 0}\n{"text": "b", "label": \n',
+        "MalformedFileError",
+        "line 2: not valid",
+    ),
+    "list.jsonl": (b'{"text": "a", "label": 0}\n[1, 2]\n', "MalformedFileError", "line 2: expected one JSON object"),
+    "empty.json": (b"[]", "EmptyDatasetError", "empty JSON document"),
+}
+
+
+@pytest.mark.parametrize("filename", sorted(BAD_FILES))
+def test_bad_data_files_name_the_file_and_line(tmp_path, filename):
+    from oe_text.data import errors, load_id_dataset, load_outlier_dataset
+
+    content, error, message = BAD_FILES[filename]
+    path = tmp_path / filename
+    path.write_bytes(content)
+    error_type = getattr(errors, error)
+    with pytest.raises(error_type, match=f"File '{path}'.*{message}"):
+        load_id_dataset(str(path), test_size=1)
+    for streaming in (False, True):
+        with pytest.raises(error_type, match=f"File '{path}'.*{message}"):
+            load_outlier_dataset(str(path), streaming=streaming)
+
+
+def test_zero_row_auxiliary_sets_are_a_clear_error(tmp_path):
+    import datasets
+
+    from oe_text.data import EmptyDatasetError, load_outlier_dataset
+
+    empty = datasets.Dataset.from_dict({"text": []}, features=datasets.Features({"text": datasets.Value("string")}))
+    empty.to_parquet(str(tmp_path / "zero.parquet"))
+    (tmp_path / "blank.txt").write_text("\n  \n\n")
+    datasets.Dataset.from_dict({"text": ["", "  ", ""]}).to_parquet(str(tmp_path / "blank.parquet"))
+    for name in ("zero.parquet", "blank.txt", "blank.parquet"):
+        for streaming in (False, True):
+            with pytest.raises(EmptyDatasetError, match=f"{name}.*(no rows|no text|empty after dropping empty)"):
+                load_outlier_dataset(str(tmp_path / name), streaming=streaming)
