@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .hub import is_mirrored, mirror_root, resolve_hub_id
+from .folders import check_detector_folder, may_write_model_card, remove_stale_weights
+from .hub import DEFAULT_HUB_TIMEOUT, hub_timeout, resolve_hub_id
 from .metrics import threshold_at_tpr
 from .scores import compute_score, get_score_fn
 
@@ -357,12 +358,14 @@ class DetectorHubMixin:
         """Files saved beside the weights (the text detector's tokenizer); nothing by default."""
 
     @classmethod
-    def _resolve_pretrained_name(cls, name: str | os.PathLike) -> str:
-        """A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it; any other id goes to the Hub."""
-        name = os.fspath(name)
-        if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
-            return resolve_hub_id(name, "model")
-        return name
+    def _resolve_pretrained_name(cls, name: str | os.PathLike, subfolder: str | None = None) -> str:
+        """A local folder (which must hold config.json), or a Hub id: read from the offline mirror when
+        `OE_TEXT_MIRROR` is set (`MirrorMissError` naming the id and the folder searched when it lacks it), else
+        from the Hub."""
+        path = resolve_hub_id(name, "model")
+        if os.path.isdir(path):
+            check_detector_folder(path, subfolder)
+        return path
 
     def save_pretrained(
         self,
@@ -373,6 +376,8 @@ class DetectorHubMixin:
         *,
         model_card: bool = True,
         model_card_kwargs: dict[str, Any] | None = None,
+        overwrite_readme: bool = False,
+        timeout: float | None = DEFAULT_HUB_TIMEOUT,
         **kwargs,
     ) -> None:
         """`PreTrainedModel.save_pretrained` (safetensors, config with the threshold) plus extras and a model card.
@@ -383,11 +388,21 @@ class DetectorHubMixin:
                 default: the folder's name).
             model_card (`bool`, *optional*, defaults to `True`): write README.md (`build_model_card`).
             model_card_kwargs (`dict`, *optional*): extra arguments of `build_model_card` (e.g. `repo_id`, `tags`).
+            overwrite_readme (`bool`, *optional*, defaults to `False`): replace a README.md that oe-text did not
+                write. By default such a file (no `oe-text` tag in its metadata) is kept, with a warning, and the card
+                is not written.
+            timeout (`float`, *optional*, defaults to 60): with `push_to_hub`, seconds each network operation may
+                take (`oe_text.hub.hub_timeout`).
+
+        Weight files of an earlier save in the folder (`model.safetensors`, `model-0000x-of-0000y.safetensors`, their
+        index, `pytorch_model*.bin`) are removed first, so that none of them can load in place of the new weights.
         """
         push_kwargs = {}
         if push_to_hub:
             push_kwargs = {k: kwargs.pop(k) for k in self._PUSH_KWARGS if k in kwargs}
             push_kwargs["token"] = kwargs.get("token")
+        if is_main_process:
+            remove_stale_weights(save_directory)
         super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
         if not is_main_process:
             return
@@ -396,10 +411,10 @@ class DetectorHubMixin:
         repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
         if push_to_hub:
             card_kwargs.setdefault("repo_id", repo_id)
-        if model_card:
+        if model_card and may_write_model_card(save_directory, overwrite_readme):
             self.build_model_card(**card_kwargs).save(os.path.join(save_directory, "README.md"))
         if push_to_hub:
-            self._upload_folder(save_directory, repo_id, **push_kwargs)
+            self._upload_folder(save_directory, repo_id, timeout=timeout, **push_kwargs)
 
     def _upload_folder(
         self,
@@ -411,22 +426,24 @@ class DetectorHubMixin:
         token: bool | str | None = None,
         revision: str | None = None,
         create_pr: bool = False,
+        timeout: float | None = DEFAULT_HUB_TIMEOUT,
     ):
         from huggingface_hub import HfApi
 
         api = HfApi()
-        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        if revision is not None and not revision.startswith("refs/pr"):
-            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=os.fspath(folder),
-            commit_message=commit_message or f"Upload {type(self).__name__} detector",
-            commit_description=commit_description,
-            token=token,
-            revision=revision,
-            create_pr=create_pr,
-        )
+        with hub_timeout(timeout):
+            repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+            if revision is not None and not revision.startswith("refs/pr"):
+                api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=os.fspath(folder),
+                commit_message=commit_message or f"Upload {type(self).__name__} detector",
+                commit_description=commit_description,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
 
     def push_to_hub(
         self,
@@ -440,6 +457,7 @@ class DetectorHubMixin:
         create_pr: bool = False,
         max_shard_size: int | str | None = "50GB",
         tags: list[str] | None = None,
+        timeout: float | None = DEFAULT_HUB_TIMEOUT,
     ):
         """Save the detector (weights, config with the threshold, extras, model card) and upload it to `repo_id`.
 
@@ -451,6 +469,8 @@ class DetectorHubMixin:
             commit_message, commit_description, private, token, revision, create_pr, max_shard_size: as
                 `PreTrainedModel.push_to_hub`.
             tags (`list[str]`, *optional*): extra model card tags.
+            timeout (`float`, *optional*, defaults to 60): seconds each network operation (connect, send, wait for
+                the answer) may take; a server that does not answer in time raises `TimeoutError`. `None`: no limit.
 
         Returns:
             `huggingface_hub.CommitInfo` of the upload.
@@ -468,4 +488,5 @@ class DetectorHubMixin:
                 token=token,
                 revision=revision,
                 create_pr=create_pr,
+                timeout=timeout,
             )

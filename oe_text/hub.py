@@ -12,13 +12,17 @@ transformers never prompts on stdin for it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 
 MIRROR_ENV_VAR = "OE_TEXT_MIRROR"
+#: Seconds any one network operation of a Hub upload (connect, send, wait for the answer) may take.
+DEFAULT_HUB_TIMEOUT = 60.0
 
 RepoType = Literal["model", "dataset"]
 
@@ -118,3 +122,46 @@ def load_hub_dataset(repo_id: str, *args, revision: str | None = None, **kwargs)
     if revision is not None and path == repo_id:
         kwargs["revision"] = revision
     return datasets.load_dataset(path, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def hub_timeout(seconds: float | None = DEFAULT_HUB_TIMEOUT) -> Iterator[None]:
+    """Give the `huggingface_hub` requests made inside the block a timeout, and turn a timeout into a clear error.
+
+    `huggingface_hub` sends its requests through one shared HTTP client created without a timeout, so a server that
+    accepts the connection and never answers blocks an upload forever. Inside this block that client's timeout
+    (connect, read, write and pool, each) is `seconds`; it is restored on exit. The client is shared: other threads'
+    Hub requests during the block get the same timeout.
+
+    Args:
+        seconds (`float`, *optional*, defaults to `DEFAULT_HUB_TIMEOUT`): the timeout, > 0; `None` leaves the
+            client as it is (no timeout).
+
+    Raises:
+        `TimeoutError`: a request timed out; the message names the endpoint and the timeout.
+    """
+    if seconds is None:
+        yield
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ValueError(f"`timeout` must be a positive number of seconds or None, got {seconds!r}.")
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:  # huggingface_hub >= 1.5 ships its HTTP stack as `httpx2`, earlier 1.x as `httpx`
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+
+    client = get_session()
+    previous = client.timeout
+    client.timeout = httpx.Timeout(float(seconds))
+    try:
+        yield
+    except httpx.TimeoutException as err:
+        raise TimeoutError(
+            f"The Hugging Face Hub at {constants.ENDPOINT} did not answer within {seconds:g} s "
+            f"({type(err).__name__}: {err}). Check the network and HF_ENDPOINT, or pass a larger `timeout`."
+        ) from err
+    finally:
+        client.timeout = previous

@@ -469,13 +469,6 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             )
         return tokenizer
 
-    def _max_length(self, tokenizer, max_length: int | None) -> int | None:
-        if max_length is not None:
-            return max_length
-        limits = [getattr(tokenizer, "model_max_length", None), self.config.max_position_embeddings]
-        limits = [m for m in limits if isinstance(m, int) and 0 < m < 1_000_000]
-        return min(limits) if limits else None
-
     def compute_ood_scores(
         self, texts: Sequence[str], batch_size: int = 64, tokenizer=None, max_length: int | None = None
     ) -> np.ndarray:
@@ -485,9 +478,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         and truncated to the model's maximum length.
         """
         tokenizer = self._tokenizer_or_raise(tokenizer)
-        logits = predict_logits(
-            self, tokenizer, texts, batch_size=batch_size, max_length=self._max_length(tokenizer, max_length)
-        )
+        logits = predict_logits(self, tokenizer, texts, batch_size=batch_size, max_length=max_length)
         return self.ood_scores_from_logits(logits)
 
     def detect(
@@ -503,7 +494,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
 
         Texts are tokenized with the saved tokenizer (or `tokenizer`), truncated to the model's maximum length
         (the smaller of the tokenizer's `model_max_length` and the backbone's `max_position_embeddings`), and run in
-        batches under `no_grad` on the model's device.
+        batches under `no_grad` on the model's device. Safe to call from several threads: calls on one model are
+        serialised and its train/eval mode is restored (`oe_text.inference.evaluation_mode`).
 
         Args:
             texts (`str` or list of `str`): the inputs; an empty list or an empty string is an error.
@@ -512,7 +504,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             threshold (`float`, *optional*): overrides the calibrated `config.ood_threshold`.
             require_threshold (`bool`, *optional*, defaults to `False`): raise `ThresholdNotCalibratedError` instead
                 of returning `is_ood=None` when no threshold is available.
-            max_length (`int`, *optional*): overrides the truncation length.
+            max_length (`int`, *optional*): overrides the truncation length; a positive int no larger than the
+                backbone's `max_position_embeddings` (else `ValueError`).
 
         Returns:
             `list[dict]`, one per text (also for a single string), with `label` (predicted class name), `score`
@@ -520,9 +513,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             threshold is calibrated and none is passed).
         """
         tokenizer = self._tokenizer_or_raise(tokenizer)
-        logits = predict_logits(
-            self, tokenizer, texts, batch_size=batch_size, max_length=self._max_length(tokenizer, max_length)
-        )
+        logits = predict_logits(self, tokenizer, texts, batch_size=batch_size, max_length=max_length)
         return self.detections_from_logits(logits, threshold=threshold, require_threshold=require_threshold)
 
     def record_oe_provenance(
@@ -579,13 +570,15 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     ) -> OEClassifier:
         """`PreTrainedModel.from_pretrained` that also attaches the tokenizer saved beside the weights.
 
-        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) is loaded from it; any other id goes to the Hub
-        (`HF_ENDPOINT`) as usual. Pass `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are
-        needed; `use_safetensors=True` is supported. No code shipped with the detector runs: the model class is
-        `OEClassifier` whatever `config.json` says, and the tokenizer is loaded with `trust_remote_code=False` (a
-        tokenizer that needs custom code raises a `ValueError` saying so) unless `trust_remote_code=True` is passed.
+        A local folder must hold `config.json` (`FileNotFoundError` naming the folder otherwise). A Hub id is read
+        from the offline mirror when `OE_TEXT_MIRROR` is set (`MirrorMissError` naming the id and the folder searched
+        when it lacks it), else from the Hub (`HF_ENDPOINT`). Pass `load_tokenizer=False` to skip the tokenizer.
+        Safetensors weights only are needed; `use_safetensors=True` is supported. No code shipped with the detector
+        runs: the model class is `OEClassifier` whatever `config.json` says, and the tokenizer is loaded with
+        `trust_remote_code=False` (a tokenizer that needs custom code raises a `ValueError` saying so) unless
+        `trust_remote_code=True` is passed.
         """
-        name = cls._resolve_pretrained_name(pretrained_model_name_or_path)
+        name = cls._resolve_pretrained_name(pretrained_model_name_or_path, kwargs.get("subfolder"))
         model = super().from_pretrained(name, *model_args, **kwargs)
         _realign_cpu_tensors(model)
         if load_tokenizer:

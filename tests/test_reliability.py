@@ -17,15 +17,14 @@ import torch
 
 from oe_text import OEClassifier, OEConfig
 from oe_text.cli import main as cli_main
-from oe_text.cli import split_input_lines
 
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _child_env(**extra) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", **extra)
-    env.pop("OE_TEXT_MIRROR", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OE_TEXT_")) and "proxy" not in k.lower()}
+    env.update(PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false", **extra)
     return env
 
 
@@ -129,6 +128,8 @@ def _run_detect_cli(monkeypatch, capsys, folder, data: bytes, *extra: str, use_f
 
 
 def test_split_input_lines_is_newline_only():
+    from oe_text.cli import split_input_lines
+
     assert split_input_lines(f"{SEPARATORS}\r\nsecond\n\n  \nthird") == [SEPARATORS, "second", "third"]
     assert split_input_lines("\ufeffgood movie\r\n") == ["good movie"]
 
@@ -261,3 +262,149 @@ def test_zero_row_auxiliary_sets_are_a_clear_error(tmp_path):
         for streaming in (False, True):
             with pytest.raises(EmptyDatasetError, match=f"{name}.*(no rows|no text|empty after dropping empty)"):
                 load_outlier_dataset(str(tmp_path / name), streaming=streaming)
+
+
+# ------------------------------------------------------------------------------------------------ 6. detector API
+def test_detect_is_safe_from_several_threads(tiny_tokenizer, tiny_bert_config):
+    """A model in training mode (as `from_backbone` returns it) with dropout: concurrent `detect` calls must each run
+    in eval mode (scores equal to a single-threaded call) and leave the model in training mode."""
+    import threading
+
+    config = tiny_bert_config.to_dict() | {"hidden_dropout_prob": 0.3}
+    torch.manual_seed(0)
+    model = OEClassifier(OEConfig(backbone_config=config, num_labels=2, classifier_dropout=0.3))
+    model.tokenizer = tiny_tokenizer
+    model.train()
+    texts = [
+        " ".join(["good movie", "bad plot", "the war", "a song"][i % 4] for _ in range(1 + i % 5)) for i in range(24)
+    ]
+    reference = [d["ood_score"] for d in model.detect(texts, batch_size=1, threshold=0.0)]
+    assert model.training
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                results.append([d["ood_score"] for d in model.detect(texts, batch_size=1, threshold=0.0)])
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 12 and all(r == reference for r in results)
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_detect_argument_errors(detector):
+    with pytest.raises(TypeError, match="`texts` must be a string or a list of strings, got NoneType"):
+        detector.detect(None)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="`max_length` must be a positive int"):
+            detector.detect(["good movie"], max_length=bad)
+    with pytest.raises(ValueError, match="`max_length=1000` exceeds .* max_position_embeddings is 64"):
+        detector.detect(["good movie"], max_length=1000)
+    assert len(detector.detect(["good movie"], max_length=64)) == 1
+
+
+def test_missing_config_names_the_folder(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "not_a_detector"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=f"{folder} is not a saved detector: it has no config.json"):
+        OEClassifier.from_pretrained(folder)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("good movie\n"))
+    with pytest.raises(SystemExit, match="no config.json .*save_pretrained"):
+        cli_main(["detect", "--model", str(folder)])
+
+
+def test_hub_id_missing_from_the_mirror_names_id_and_folder(tmp_path, monkeypatch):
+    from oe_text.hub import MirrorMissError
+
+    (tmp_path / "models").mkdir()
+    monkeypatch.setenv("OE_TEXT_MIRROR", str(tmp_path))
+    expected = f"'org/name' is not in the offline mirror: no folder {tmp_path / 'models' / 'org' / 'name'}"
+    with pytest.raises(MirrorMissError, match=expected):
+        OEClassifier.from_pretrained("org/name")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("good movie\n"))
+    with pytest.raises(SystemExit, match=f"cannot load the detector 'org/name': .*{expected}"):
+        cli_main(["detect", "--model", "org/name"])
+
+
+def test_save_keeps_a_users_readme_and_removes_stale_weights(detector, tiny_bert_config, tmp_path):
+    folder = tmp_path / "detector"
+    folder.mkdir()
+    (folder / "README.md").write_text("# My notes\n\nHand-written.\n")
+    detector.save_pretrained(folder)
+    assert (folder / "README.md").read_text() == "# My notes\n\nHand-written.\n"
+    detector.save_pretrained(folder, overwrite_readme=True)
+    assert "oe-text" in (folder / "README.md").read_text()
+    detector.save_pretrained(folder)  # our own card: rewritten without asking
+    # A single-file save, then a sharded save of other weights: the old model.safetensors must go, or it would load.
+    torch.manual_seed(1)
+    other = OEClassifier(OEConfig(backbone_config=tiny_bert_config.to_dict(), num_labels=2))
+    other.save_pretrained(folder, max_shard_size="20KB")
+    names = sorted(p.name for p in folder.iterdir())
+    assert "model.safetensors" not in names and "model.safetensors.index.json" in names
+    loaded = OEClassifier.from_pretrained(folder, load_tokenizer=False)
+    for key, value in other.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    # And back: a single-file save removes the shards and their index.
+    detector.save_pretrained(folder)
+    assert not [p.name for p in folder.iterdir() if p.name.startswith("model-") or p.name.endswith(".index.json")]
+
+
+SILENT_PUSH = """
+import sys, time, torch
+from oe_text import OEClassifier, OEConfig
+from transformers import BertConfig
+config = BertConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+model = OEClassifier(OEConfig(backbone_config=config.to_dict(), num_labels=2))
+start = time.monotonic()
+try:
+    model.push_to_hub("user/silent", timeout=1.0)
+except TimeoutError as err:
+    print(f"TimeoutError after {time.monotonic() - start:.1f}s: {err}")
+"""
+
+
+def test_push_to_hub_times_out_on_a_silent_server(tmp_path):
+    """A server that accepts connections and never answers: the push fails within seconds with a clear error."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted = []
+
+    def accept_forever():
+        while True:
+            try:
+                accepted.append(server.accept()[0])  # never read, never answered
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    env = _child_env(
+        HF_ENDPOINT=f"http://127.0.0.1:{server.getsockname()[1]}",
+        HF_TOKEN="hf_fake_token",
+        HF_HOME=str(tmp_path / "hf_home"),
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    start = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", SILENT_PUSH], env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        server.close()
+    assert "TimeoutError after" in result.stdout, result.stderr[-2000:]
+    assert "did not answer within 1 s" in result.stdout and "127.0.0.1" in result.stdout
+    seconds = float(result.stdout.split("TimeoutError after ")[1].split("s:")[0])
+    assert seconds < 15 and accepted
+    assert time.monotonic() - start < 90

@@ -31,6 +31,7 @@ from transformers import initialization as hf_init
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from ..detection import DetectorHubMixin, OODDetectorMixin
+from ..inference import evaluation_mode
 from ..modeling_oe import OEClassifier
 from .configuration import OEImageConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, _is_pil, get_dataset_spec
@@ -337,15 +338,11 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             `torch.FloatTensor` of shape `(N, num_labels)` on the CPU. The model's train/eval mode is restored.
         """
         pixel_values = self.preprocess(images, normalized=normalized)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluation_mode(self):  # thread-safe: calls on one model are serialised, its mode restored
             chunks = [
                 self(pixel_values=batch.to(self.device, dtype=self.dtype)).logits.float().cpu()
                 for batch in pixel_values.split(batch_size)
             ]
-        finally:
-            self.train(was_training)
         return torch.cat(chunks)
 
     def compute_ood_scores(self, images, batch_size: int = 256, normalized: bool = False) -> np.ndarray:
@@ -388,10 +385,9 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it."""
-        return super().from_pretrained(
-            cls._resolve_pretrained_name(pretrained_model_name_or_path), *model_args, **kwargs
-        )
+        """`PreTrainedModel.from_pretrained`; a Hub id is read from the offline mirror when `OE_TEXT_MIRROR` is set."""
+        name = cls._resolve_pretrained_name(pretrained_model_name_or_path, kwargs.get("subfolder"))
+        return super().from_pretrained(name, *model_args, **kwargs)
 
     def build_model_card(self, **card_kwargs):
         """The detector's model card (`oe_text.vision.modelcard.build_image_model_card`)."""
