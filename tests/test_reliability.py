@@ -75,41 +75,53 @@ def _detect_subprocess(folder: Path, *extra: str) -> subprocess.CompletedProcess
     )
 
 
-def test_detect_never_runs_code_from_a_detector_folder(detector_dir):
-    """A tokenizer_config.json with `auto_map` + a .py file: the code must not run, stdin must not be consumed by a
-    prompt, every line is answered and stdout holds JSON lines only (the library's tokenizer class is used)."""
-    marker = _plant_remote_code(detector_dir, keep_tokenizer_class=True)
-    result = _detect_subprocess(detector_dir)
-    assert result.returncode == 0, result.stderr.decode()
-    assert not marker.exists()
-    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    assert [r["text"] for r in records] == ["what is x ?", "how far is it ?", "1", "who is y ?"]
-    assert b"custom code" not in result.stdout
-
-
-def test_detect_refuses_a_tokenizer_that_only_custom_code_can_load(detector_dir):
-    marker = _plant_remote_code(detector_dir, keep_tokenizer_class=False)
-    result = _detect_subprocess(detector_dir)
+def test_detect_never_runs_code_from_a_detector_folder(tmp_path, detector):
+    """tokenizer_config.json with `auto_map` + a .py file writing a marker. Before the fix, transformers prompted on
+    stdin (eating the first input lines as answers), ran the file and mixed its prompt into stdout."""
+    # A tokenizer only the custom code can build: refused with a clear error; nothing read, run or printed.
+    refused = tmp_path / "refused"
+    detector.save_pretrained(refused)
+    marker = _plant_remote_code(refused, keep_tokenizer_class=False)
+    result = _detect_subprocess(refused)
     assert result.returncode == 1 and result.stdout == b""
     assert not marker.exists()
     stderr = result.stderr.decode()
     assert "needs custom code" in stderr and "--trust_remote_code" in stderr
-    # The same refusal in the library, as a ValueError naming the folder.
-    with pytest.raises(ValueError, match=f"tokenizer saved in {detector_dir}.*needs custom code"):
-        OEClassifier.from_pretrained(detector_dir)
+    with pytest.raises(ValueError, match=f"tokenizer saved in {refused}.*needs custom code"):
+        OEClassifier.from_pretrained(refused)
     assert not marker.exists()
-    # An explicit opt-in runs it, and says so on stderr (once).
+    # A folder whose tokenizer class is a library one: loaded with that class, every line answered, JSON only.
+    usable = tmp_path / "usable"
+    detector.save_pretrained(usable)
+    marker = _plant_remote_code(usable, keep_tokenizer_class=True)
+    result = _detect_subprocess(usable)
+    assert result.returncode == 0, result.stderr.decode()
+    assert not marker.exists()
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["text"] for r in records] == ["what is x ?", "how far is it ?", "1", "who is y ?"]
+
+
+def test_trust_remote_code_is_an_explicit_opt_in_announced_once(detector_dir):
+    marker = _plant_remote_code(detector_dir, keep_tokenizer_class=False)
     result = _detect_subprocess(detector_dir, "--trust_remote_code")
     assert result.returncode == 0, result.stderr.decode()
     assert marker.exists() and len(result.stdout.decode().splitlines()) == 4
     assert result.stderr.decode().count("trust_remote_code=True") == 1
 
 
-def test_saved_backbone_config_drops_auto_map(detector, tmp_path):
-    detector.config.backbone_config["auto_map"] = {"AutoModel": "evil.EvilModel"}
-    detector.save_pretrained(tmp_path / "d")
-    loaded = OEClassifier.from_pretrained(tmp_path / "d")  # the library's BertModel, no prompt, no import of evil
-    assert type(loaded.backbone).__name__ == "BertModel"
+def test_saved_backbone_config_drops_auto_map(tiny_bert_config, tmp_path):
+    from transformers import BertModel
+
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config).save_pretrained(tmp_path / "backbone")
+    data = json.loads((tmp_path / "backbone" / "config.json").read_text())
+    data["auto_map"] = {"AutoModel": "evil.EvilModel"}
+    (tmp_path / "backbone" / "config.json").write_text(json.dumps(data))
+    model = OEClassifier.from_backbone(tmp_path / "backbone", load_tokenizer=False)
+    model.save_pretrained(tmp_path / "detector")
+    saved = json.loads((tmp_path / "detector" / "config.json").read_text())
+    assert "auto_map" not in saved["backbone_config"]  # a saved detector never points at custom code
+    assert type(OEClassifier.from_pretrained(tmp_path / "detector").backbone).__name__ == "BertModel"
 
 
 # ------------------------------------------------------------------------------------------------ 5. CLI input
