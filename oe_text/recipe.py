@@ -108,7 +108,7 @@ class RecipeArguments:
     label_granularity: str = field(
         default="fine", metadata={"help": "TREC labels: 'fine' (50, as the paper) or 'coarse' (6)."}
     )
-    label_names: list[str] | None = field(
+    class_names: list[str] | None = field(
         default=None,
         metadata={"help": "Declare the label set of a custom dataset (integer labels index it; gaps allowed)."},
     )
@@ -390,7 +390,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             text_column=recipe_args.text_column,
             label_column=recipe_args.label_column,
             label_granularity=recipe_args.label_granularity,
-            label_names=recipe_args.label_names,
+            label_names=recipe_args.class_names,
             remap_labels=recipe_args.remap_labels,
             normalization=normalization,
             max_train_samples=recipe_args.max_train_samples,

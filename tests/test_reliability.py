@@ -420,3 +420,14 @@ def test_push_to_hub_times_out_on_a_silent_server(tmp_path):
     seconds = float(result.stdout.split("TimeoutError after ")[1].split("s:")[0])
     assert seconds < 15 and accepted
     assert time.monotonic() - start < 90
+
+
+def test_recipe_cli_declares_or_remaps_labels(tmp_path):
+    from oe_text.recipe import parse_recipe_args
+
+    recipe_args, _ = parse_recipe_args(
+        args=["--dataset", "data.csv", "--output_dir", str(tmp_path), "--remap_labels", "--class_names", "neg", "pos"]
+    )
+    assert recipe_args.remap_labels is True and recipe_args.class_names == ["neg", "pos"]
+    recipe_args, _ = parse_recipe_args(args=["--dataset", "data.csv", "--output_dir", str(tmp_path)])
+    assert recipe_args.remap_labels is False and recipe_args.class_names is None

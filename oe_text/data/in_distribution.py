@@ -412,8 +412,8 @@ def _label_names(
             f"Dataset '{dataset}' (split '{where('train')}'): the integer labels in column '{label_column}' are not "
             f"0..K-1: the {len(present)} distinct labels are {present[:10]}{'...' if len(present) > 10 else ''} "
             f"(largest {present[-1]}), so ids such as {missing} have no example. Fix the labels, declare the label "
-            "set with `label_names=[...]` (`--label_names`), or pass `remap_labels=True` (`--remap_labels`) to number "
-            f"the labels present 0..{len(present) - 1} in increasing order."
+            "set with `label_names=[...]` (`oe-text train --class_names`), or pass `remap_labels=True` "
+            f"(`--remap_labels`) to number the labels present 0..{len(present) - 1} in increasing order."
         )
     names = _int_label_names(raw, label_column, names_column, present, dataset=dataset)
     for split, ds in raw.items():
