@@ -97,10 +97,14 @@ def resolve_hub_id(repo_id: str | os.PathLike, repo_type: RepoType = "model") ->
     folder = root / ("datasets" if repo_type == "dataset" else "models") / repo_id
     if not folder.is_dir():
         raise MirrorMissError(
-            f"The {repo_type} '{repo_id}' is not in the offline mirror: no folder {folder} "
-            f"({MIRROR_ENV_VAR}={root}). Unset {MIRROR_ENV_VAR} to load it from the Hugging Face Hub."
+            f"{_not_mirrored(repo_id, repo_type, root)}. Unset {MIRROR_ENV_VAR} to load it from the Hugging Face Hub."
         )
     return str(folder)
+
+
+def _not_mirrored(repo_id: str, repo_type: RepoType, root: Path) -> str:
+    folder = root / ("datasets" if repo_type == "dataset" else "models") / repo_id
+    return f"The {repo_type} '{repo_id}' is not in the offline mirror: no folder {folder} ({MIRROR_ENV_VAR}={root})"
 
 
 def is_mirrored(repo_id: str, repo_type: RepoType = "model") -> bool:
@@ -108,6 +112,36 @@ def is_mirrored(repo_id: str, repo_type: RepoType = "model") -> bool:
     root = mirror_root()
     sub = "datasets" if repo_type == "dataset" else "models"
     return root is not None and (root / sub / repo_id).is_dir()
+
+
+def resolve_model_path(name: str | os.PathLike) -> str:
+    """Where `from_pretrained` should load a detector or model from: an existing local path as it is, else the mirror's
+    folder when `OE_TEXT_MIRROR` is set and holds the id, else the id itself for the real Hub (`HF_ENDPOINT`).
+
+    Unlike `resolve_hub_id`, an id the mirror lacks is not an error: it is passed on to the Hub, so detectors pushed to
+    a (test) Hub server load while a mirror is configured for datasets.
+    """
+    name = os.fspath(name)
+    if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
+        return resolve_hub_id(name, "model")
+    return name
+
+
+def explain_model_load_error(name: str, err: OSError) -> OSError:
+    """The error to raise when loading `name` (as passed to `from_pretrained`) failed with `err`.
+
+    With `OE_TEXT_MIRROR` set, an id the mirror lacks is tried on the Hub (`resolve_model_path`); offline that fails
+    with a bare "couldn't connect to huggingface.co". Then this returns a `MirrorMissError` naming the id, the mirror
+    folder searched and the endpoint tried (with `err`'s message); otherwise `err` itself.
+    """
+    root = mirror_root()
+    if root is None or os.path.exists(name) or is_mirrored(name, "model"):
+        return err
+    from huggingface_hub import constants
+
+    return MirrorMissError(
+        f"{_not_mirrored(name, 'model', root)}, and loading it from the Hub at {constants.ENDPOINT} failed: {err}"
+    )
 
 
 def load_hub_dataset(repo_id: str, *args, revision: str | None = None, **kwargs):

@@ -334,10 +334,16 @@ def test_missing_config_names_the_folder(tmp_path, monkeypatch, capsys):
 
 
 def test_hub_id_missing_from_the_mirror_names_id_and_folder(tmp_path, monkeypatch):
+    """The id is still tried on the Hub (offline here, so it fails at once); the error then names the id and the
+    mirror folder searched instead of only "couldn't connect to huggingface.co"."""
+    from huggingface_hub import constants
+
     from oe_text.hub import MirrorMissError
 
     (tmp_path / "models").mkdir()
     monkeypatch.setenv("OE_TEXT_MIRROR", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     expected = f"'org/name' is not in the offline mirror: no folder {tmp_path / 'models' / 'org' / 'name'}"
     with pytest.raises(MirrorMissError, match=expected):
         OEClassifier.from_pretrained("org/name")
