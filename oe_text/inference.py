@@ -77,18 +77,22 @@ def model_lock(model) -> threading.RLock:
 
 @contextlib.contextmanager
 def evaluation_mode(model) -> Iterator:
-    """Run the block with `model` in eval mode while holding `model_lock(model)`; restore its mode on exit.
+    """Run the block with `model` in eval mode while holding `model_lock(model)`; restore every submodule's mode on
+    exit.
 
     Without the lock, one thread restoring training mode while another is mid-inference turns dropout on for the
     other's remaining batches (different scores) and can leave a model in the wrong mode.
     """
     with model_lock(model):
-        was_training = model.training
+        # Every submodule's own mode is restored: `model.train(was_training)` would also switch a submodule that
+        # was deliberately in eval mode (a frozen encoder) to training mode.
+        modes = [(module, module.training) for module in model.modules()]
         model.eval()
         try:
             yield model
         finally:
-            model.train(was_training)
+            for module, training in modes:
+                module.training = training
 
 
 @torch.no_grad()

@@ -287,6 +287,8 @@ def test_detect_is_safe_from_several_threads(tiny_tokenizer, tiny_bert_config):
     model = OEClassifier(OEConfig(backbone_config=config, num_labels=2, classifier_dropout=0.3))
     model.tokenizer = tiny_tokenizer
     model.train()
+    model.backbone.embeddings.eval()  # a submodule deliberately in eval mode (as a frozen encoder) must stay so
+    modes = {name: module.training for name, module in model.named_modules()}
     texts = [
         " ".join(["good movie", "bad plot", "the war", "a song"][i % 4] for _ in range(1 + i % 5)) for i in range(24)
     ]
@@ -308,7 +310,7 @@ def test_detect_is_safe_from_several_threads(tiny_tokenizer, tiny_bert_config):
         thread.join()
     assert not errors
     assert len(results) == 12 and all(r == reference for r in results)
-    assert model.training and all(m.training for m in model.modules())
+    assert {name: module.training for name, module in model.named_modules()} == modes
 
 
 def test_detect_argument_errors(detector):
