@@ -41,7 +41,7 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
-from .hub import resolve_hub_id
+from .hub import remote_code_kwargs, resolve_hub_id
 from .modeling_oe import OEClassifier
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
@@ -119,9 +119,26 @@ class RecipeArguments:
     label_granularity: str = field(
         default="fine", metadata={"help": "TREC labels: 'fine' (50, as the paper) or 'coarse' (6)."}
     )
+    class_names: list[str] | None = field(
+        default=None,
+        metadata={"help": "Declare the label set of a custom dataset (integer labels index it; gaps allowed)."},
+    )
+    remap_labels: bool = field(
+        default=False,
+        metadata={
+            "help": "Integer labels that are not 0..K-1 (e.g. 0, 1, 7): number the labels present 0..K-1 instead of "
+            "raising an error."
+        },
+    )
     model: str = field(
         default=DEFAULT_MODEL,
         metadata={"help": "'gru' or 'lstm' (the paper's baselines, trained from scratch) or any Hub encoder id."},
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow custom code shipped with --model (auto_map + .py files) to run. Off: such code is refused."
+        },
     )
     oe_mode: str = field(
         default="finetune",
@@ -300,7 +317,9 @@ def _build_model(recipe_args: RecipeArguments, label_names: list[str], tokenizer
     set_seed(seed)
     if recipe_args.is_rnn:
         return OEClassifier.from_rnn(kind=recipe_args.model.lower(), id2label=label_names, tokenizer=tokenizer)
-    return OEClassifier.from_backbone(recipe_args.model, id2label=label_names)
+    return OEClassifier.from_backbone(
+        recipe_args.model, id2label=label_names, trust_remote_code=recipe_args.trust_remote_code
+    )
 
 
 def _rnn_tokenizer(
@@ -322,7 +341,7 @@ def _rnn_tokenizer(
             )
             tokenizer.save_pretrained(folder)
         else:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder, **remote_code_kwargs(False))
     return tokenizer
 
 
@@ -493,7 +512,9 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     # ---- tokenizer and data (one normalisation policy for ID, auxiliary and OOD text)
     tokenizer = None
     if not recipe_args.is_rnn:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_hub_id(recipe_args.model))
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_hub_id(recipe_args.model), **remote_code_kwargs(recipe_args.trust_remote_code, "model")
+        )
     normalization = _normalization(recipe_args, tokenizer)
     with training_args.main_process_first(desc="loading datasets"):
         data = load_id_dataset(
@@ -501,6 +522,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             text_column=recipe_args.text_column,
             label_column=recipe_args.label_column,
             label_granularity=recipe_args.label_granularity,
+            label_names=recipe_args.class_names,
+            remap_labels=recipe_args.remap_labels,
             normalization=normalization,
             max_train_samples=recipe_args.max_train_samples,
             seed=training_args.seed,
