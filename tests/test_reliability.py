@@ -439,3 +439,22 @@ def test_recipe_cli_declares_or_remaps_labels(tmp_path):
     assert recipe_args.remap_labels is True and recipe_args.class_names == ["neg", "pos"]
     recipe_args, _ = parse_recipe_args(args=["--dataset", "data.csv", "--output_dir", str(tmp_path)])
     assert recipe_args.remap_labels is False and recipe_args.class_names is None
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_all_empty_outlier_texts_are_refused(tiny_bert, tiny_tokenizer, tmp_path, streaming):
+    import datasets
+
+    from oe_text import OETrainer, OETrainingArguments
+
+    train = datasets.Dataset.from_dict(
+        {"input_ids": [[2, 5, 3]] * 4, "attention_mask": [[1, 1, 1]] * 4, "label": [0, 1] * 2}
+    )
+    outliers = datasets.Dataset.from_dict({"text": ["", "  ", ""]})
+    if streaming:
+        outliers = outliers.to_iterable_dataset()
+    args = OETrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    with pytest.raises(ValueError, match="texts are empty"):
+        OETrainer(
+            model=tiny_bert, args=args, train_dataset=train, processing_class=tiny_tokenizer, outlier_dataset=outliers
+        )
