@@ -41,11 +41,13 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
+from .feature_scores import FEATURE_SCORES
 from .hub import remote_code_kwargs, resolve_hub_id
 from .modeling_oe import OEClassifier
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
     fit_candidate_scores,
+    is_candidate,
     select_ood_score,
     selection_table,
     supported_candidates,
@@ -181,7 +183,11 @@ class RecipeArguments:
     )
     scores: list[str] = field(
         default_factory=lambda: ["msp"],
-        metadata={"help": "OOD scores to evaluate: msp, max_logit, energy, kl_uniform, entropy, mahalanobis, knn."},
+        metadata={
+            "help": "OOD scores to report: logit scores (msp, max_logit, energy, kl_uniform, entropy) and fitted "
+            "scores (knn, mahalanobis, knn_pretrained, mahalanobis_pretrained, combined; fitted on the OE detector, "
+            "the baseline gets knn/mahalanobis fitted on the fly). The score candidates are always reported."
+        },
     )
     detector_score: str = field(
         default="auto",
@@ -471,7 +477,6 @@ def _evaluate(
         name: _predict(trainer, ds.select(plan.indices_to_score(name))["text"], tokenizer, max_length)
         for name, ds in ood.items()
     }
-    common.pop("max_ood_samples")
     return evaluate_ood_from_logits(id_logits, ood_logits, id_labels=np.asarray(test["label"]), plan=plan, **common)
 
 
@@ -585,7 +590,11 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         if baseline_args.save_strategy != "no":
             # The finished baseline, so that `--resume_from_checkpoint` during the OE phase does not retrain it.
             baseline_trainer.save_model(str(final_baseline))
-    baseline = _evaluate(baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
+    # The baseline has no fitted detector scores: logit scores, and feature scores fitted on the fly.
+    baseline_scores = [s for s in recipe_args.scores if s in LOGIT_SCORES or s in FEATURE_SCORES] or ["msp"]
+    baseline = _evaluate(
+        baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, baseline_scores
+    )
 
     # ---- 2. Outlier Exposure
     if recipe_args.oe_mode == "scratch":
@@ -605,16 +614,18 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     detector = oe_trainer.accelerator.unwrap_model(oe_trainer.model)
     eval_batch = training_args.per_device_eval_batch_size
     selection = None
-    if recipe_args.detector_score in LOGIT_SCORES:
-        detector.set_ood_score(recipe_args.detector_score)
-    else:
-        candidates = (
-            [recipe_args.detector_score] if recipe_args.detector_score != "auto" else recipe_args.score_candidates
-        )
+    auto = recipe_args.detector_score == "auto"
+    candidates = [] if recipe_args.detector_score in LOGIT_SCORES else recipe_args.score_candidates
+    if not auto and candidates:
+        candidates = [recipe_args.detector_score]
+    # Fitted scores asked for in --scores are fitted too, for the report; only `candidates` compete.
+    reported = [s for s in recipe_args.scores if s not in LOGIT_SCORES and is_candidate(s)]
+    fitted: list[str] = []
+    if candidates or reported:
         id_name = ID_PRESETS[recipe_args.dataset].hub_id if recipe_args.dataset in ID_PRESETS else recipe_args.dataset
-        candidates, halves = fit_candidate_scores(
+        fitted, halves = fit_candidate_scores(
             detector,
-            candidates,
+            list(dict.fromkeys([*candidates, *reported])),
             data["train"]["text"],
             data["train"]["label"],
             validation["text"],
@@ -624,6 +635,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             batch_size=eval_batch,
             training_data=f"{id_name} train",
         )
+        candidates = [c for c in candidates if c in fitted]
+    if candidates:
         selection = select_ood_score(
             detector,
             candidates,
@@ -639,8 +652,14 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             f"Detector score chosen on ID validation vs held-out auxiliary outliers (no OOD test data):\n"
             f"{selection_table(selection)}\nChosen: {selection['chosen']}"
         )
+    else:
+        detector.set_ood_score(recipe_args.detector_score)
     chosen = detector.config.ood_score
-    oe_scores = list(dict.fromkeys([*recipe_args.scores, chosen]))
+    skipped = [s for s in reported if s not in fitted]
+    if skipped:
+        logger.warning(f"Scores {skipped} need a pretrained transformer encoder, which this detector lacks: skipped.")
+    requested = [s for s in recipe_args.scores if s not in skipped]
+    oe_scores = list(dict.fromkeys([*requested, *fitted, chosen]))
     oe = _evaluate(oe_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, oe_scores)
     runs, scores = {"Baseline": baseline, "OE": oe}, {"Baseline": "msp", "OE": "msp"}
     if chosen != "msp":

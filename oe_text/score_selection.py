@@ -26,7 +26,7 @@ from .metrics import auroc, fpr_at_tpr, fpr_key
 from .scores import LOGIT_SCORES
 
 
-__all__ = ["DEFAULT_SCORE_CANDIDATES", "fit_candidate_scores", "select_ood_score"]
+__all__ = ["DEFAULT_SCORE_CANDIDATES", "fit_candidate_scores", "is_candidate", "select_ood_score", "selection_table"]
 
 #: What the recipes try by default (pretrained-feature candidates are skipped for recurrent detectors).
 DEFAULT_SCORE_CANDIDATES = ("msp", "energy", "knn", "mahalanobis", "knn_pretrained", "combined")
@@ -36,6 +36,11 @@ _FEATURE_CANDIDATES = {
     "knn_pretrained": ("knn", "pretrained"),
     "mahalanobis_pretrained": ("mahalanobis", "pretrained"),
 }
+
+
+def is_candidate(name: str) -> bool:
+    """Whether `name` is a score `fit_candidate_scores` knows how to fit (feature or combined candidates)."""
+    return name in _FEATURE_CANDIDATES or name == "combined"
 
 
 def supported_candidates(detector, candidates: Sequence[str]) -> list[str]:
