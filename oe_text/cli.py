@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets
+from .defaults import DEFAULT_SEED
 
 
 def split_input_lines(text: str) -> list[str]:
@@ -75,24 +76,57 @@ def _load_detector(name: str, trust_remote_code: bool = False):
     return model
 
 
+def evaluation_settings(args: argparse.Namespace, config) -> dict:
+    """`oe-text evaluate`'s settings: what the command line gives, else what the detector's config recorded about its
+    own evaluation (`config.oe["evaluation"]`, written by the recipe), else the defaults. On the detector's own
+    in-distribution dataset the recorded seed, caps, protocol, truncation and normalisation reproduce its card."""
+    recorded = dict((getattr(config, "oe", None) or {}).get("evaluation") or {})
+    same_data = recorded.get("dataset") == args.id_dataset
+    given = {
+        "seed": args.seed,
+        "protocol": args.protocol,
+        "max_eval_samples": args.max_eval_samples,
+        "max_ood_samples": args.max_ood_samples,
+        "ood_datasets": args.ood_datasets,
+        "label_granularity": args.label_granularity,
+    }
+    defaults = {
+        "seed": recorded.get("seed", DEFAULT_SEED),
+        "protocol": recorded.get("protocol", "paper"),
+        "max_eval_samples": recorded.get("max_eval_samples") if same_data else None,
+        "max_ood_samples": recorded.get("max_ood_samples"),
+        "ood_datasets": recorded.get("ood_datasets", list(OOD_PRESETS)),
+        "label_granularity": recorded.get("label_granularity", "fine") if same_data else "fine",
+    }
+    settings = {k: v if v is not None else defaults[k] for k, v in given.items()}
+    settings["scores"] = args.scores or [config.ood_score]
+    settings["max_length"] = recorded.get("max_length")
+    settings["normalization"] = recorded.get("normalization") if same_data else None
+    return settings
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_ood
 
     ood_files = {Path(file).stem: _read_texts(file, args.encoding) for file in args.ood_files or []}
     model = _load_detector(args.model, args.trust_remote_code)
-    normalization = TextNormalization.for_tokenizer(model.tokenizer)
+    settings = evaluation_settings(args, model.config)
+    if settings["normalization"] is not None:
+        normalization = TextNormalization(**settings["normalization"])
+    else:
+        normalization = TextNormalization.for_tokenizer(model.tokenizer)
     data = load_id_dataset(
         args.id_dataset,
         normalization=normalization,
-        label_granularity=args.label_granularity,
+        label_granularity=settings["label_granularity"],
         remap_labels=args.remap_labels,
     )
     test = data["test"]
-    if args.max_eval_samples:
-        test = test.shuffle(seed=args.seed).select(range(min(args.max_eval_samples, len(test))))
+    if settings["max_eval_samples"]:
+        test = test.shuffle(seed=settings["seed"]).select(range(min(settings["max_eval_samples"], len(test))))
     ood, unavailable = ({}, {})
-    if args.ood_datasets:
-        ood, unavailable = load_ood_datasets(args.ood_datasets, normalization=normalization)
+    if settings["ood_datasets"]:
+        ood, unavailable = load_ood_datasets(settings["ood_datasets"], normalization=normalization)
     for name, texts in ood_files.items():
         ood[name] = [normalization(t) for t in texts]
     if not ood:
@@ -102,12 +136,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         model.tokenizer,
         test,
         ood,
-        scores=args.scores,
-        protocol=args.protocol,
-        seed=args.seed,
+        scores=settings["scores"],
+        protocol=settings["protocol"],
+        seed=settings["seed"],
         batch_size=args.batch_size,
+        max_length=settings["max_length"],
         unavailable=unavailable,
-        max_ood_samples=args.max_ood_samples,
+        max_ood_samples=settings["max_ood_samples"],
     )
     print(results)
     if args.output_dir:
@@ -148,18 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate a saved or Hub detector against OOD presets or files")
     ev.add_argument("--model", required=True, help="detector folder or Hub id")
     ev.add_argument("--id_dataset", required=True, help="in-distribution preset, Hub id or file (its test split)")
-    ev.add_argument("--label_granularity", default="fine", help="TREC labels: fine or coarse")
+    ev.add_argument("--label_granularity", help="TREC labels: fine or coarse (default: as recorded, else fine)")
     ev.add_argument(
         "--remap_labels", action="store_true", help="number integer labels that are not 0..K-1 in increasing order"
     )
-    ev.add_argument("--ood_datasets", nargs="*", default=list(OOD_PRESETS), help="OOD presets")
+    ev.add_argument(
+        "--ood_datasets", nargs="*", help="OOD presets (default: those the detector was evaluated on, else all)"
+    )
     ev.add_argument("--ood_files", nargs="*", help="text files, one input per line, as extra OOD sets")
-    ev.add_argument("--scores", nargs="+", default=["msp"], help="msp, max_logit, energy, kl_uniform, entropy")
-    ev.add_argument("--protocol", choices=["paper", "full"], default="paper")
-    ev.add_argument("--max_eval_samples", type=int, help="cap on in-distribution test inputs")
-    ev.add_argument("--max_ood_samples", type=int, help="cap on inputs per OOD set")
+    ev.add_argument(
+        "--scores",
+        nargs="+",
+        help="msp, max_logit, energy, kl_uniform, entropy or a fitted score (default: the detector's own score)",
+    )
+    ev.add_argument("--protocol", choices=["paper", "full"], help="default: as recorded in the detector, else paper")
+    ev.add_argument("--max_eval_samples", type=int, help="cap on in-distribution test inputs (default: as recorded)")
+    ev.add_argument("--max_ood_samples", type=int, help="cap on inputs per OOD set (default: as recorded)")
     ev.add_argument("--batch_size", type=int, default=64)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--seed", type=int, help=f"default: the seed recorded in the detector's config, else {DEFAULT_SEED}"
+    )
     ev.add_argument("--output_dir", help="write results.json/.csv/.md and plots here")
     ev.add_argument("--encoding", default="utf-8", help="encoding of --ood_files (default utf-8; a BOM is dropped)")
     ev.add_argument("--trust_remote_code", action="store_true", help=_TRUST_HELP)

@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ from .data.in_distribution import ID_PRESETS
 from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
 from .feature_scores import FEATURE_SCORES
 from .hub import remote_code_kwargs, resolve_hub_id
+from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
+from .reporting import budget_warnings, flagged_shares, global_batch_note, report_unavailable
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
     fit_candidate_scores,
@@ -308,6 +311,7 @@ class RecipeResult:
     output_dir: Path
     threshold: float
     pushed_to: str | None = None
+    decision: str = ""
 
 
 def _normalization(recipe_args: RecipeArguments, tokenizer) -> TextNormalization:
@@ -540,8 +544,10 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         validation = validation.select(range(min(len(validation), recipe_args.max_eval_samples)))
     if not ood:
         raise ValueError(f"None of the OOD sets {recipe_args.ood_datasets} could be loaded: {unavailable}.")
-    for name, reason in unavailable.items():
-        logger.warning(f"OOD set {name!r} is unavailable and is reported as such: {reason}")
+    report_unavailable(unavailable, logger, is_main)
+    batch_note = global_batch_note(training_args)
+    if batch_note and is_main:
+        logger.warning(batch_note)
     label_names = data["train"].features["label"].names
 
     if recipe_args.is_rnn:
@@ -675,6 +681,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         tpr=recipe_args.calibration_tpr,
         calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
     )
+    flagged = flagged_shares(oe, chosen, threshold)
     detector.record_oe_provenance(
         in_distribution_dataset=ID_PRESETS[recipe_args.dataset].hub_id
         if recipe_args.dataset in ID_PRESETS
@@ -687,6 +694,30 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         baseline_ood_results=_ood_results_for_card(baseline, "msp"),
         unavailable_ood_sets=sorted(unavailable),
         seed=training_args.seed,
+        test_accuracy=oe.accuracy,
+        baseline_test_accuracy=baseline.accuracy,
+        flagged=flagged or None,
+        train_examples=len(train),
+        auxiliary_examples=len(outliers) if hasattr(outliers, "__len__") else None,
+        heldout_auxiliary_examples=len(heldout),
+        baseline_epochs=baseline_args.num_train_epochs if baseline_args.max_steps <= 0 else None,
+        num_train_epochs=training_args.num_train_epochs if training_args.max_steps <= 0 else None,
+        train_steps=oe_trainer.state.global_step,
+        global_batch_size=training_args.per_device_train_batch_size
+        * training_args.world_size
+        * training_args.gradient_accumulation_steps,
+        evaluation={
+            "dataset": recipe_args.dataset,
+            "label_granularity": recipe_args.label_granularity,
+            "protocol": recipe_args.protocol,
+            "seed": training_args.seed,
+            "max_eval_samples": recipe_args.max_eval_samples,
+            "max_ood_samples": recipe_args.max_ood_samples,
+            "max_length": max_length,
+            "ood_datasets": list(recipe_args.ood_datasets),
+            "normalization": dataclasses.asdict(normalization),
+        },
+        command=reproduce_command(recipe_args, training_args),
     )
     detector.tokenizer = tokenizer
     detector_dir = output_dir / "detector"
@@ -709,6 +740,9 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             repo_id = training_args.hub_model_id or output_dir.name
             detector.push_to_hub(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token)
             pushed_to = repo_id
+    if is_main:
+        for warning in budget_warnings(baseline, oe, "msp", train_examples=len(train)):
+            logger.warning(warning)
     oe_trainer.accelerator.wait_for_everyone()
     return RecipeResult(
         baseline=baseline,
@@ -718,7 +752,35 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         output_dir=output_dir,
         threshold=threshold,
         pushed_to=pushed_to,
+        decision=describe_decision(detector.config, flagged),
     )
+
+
+# Recipe arguments that decide what is trained and evaluated: the command in the model card names them explicitly, so
+# that it reproduces the run even if a default changes.
+_COMMAND_RECIPE_ARGS = (
+    "dataset", "model", "oe_mode", "auxiliary_dataset", "auxiliary_split", "auxiliary_max_samples", "protocol",
+    "detector_score", "heldout_auxiliary_samples", "max_train_samples", "max_eval_samples", "max_ood_samples",
+    "max_length", "baseline_epochs", "baseline_learning_rate", "label_granularity",
+)  # fmt: skip
+_COMMAND_TRAINING_ARGS = (
+    "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size", "oe_weight", "oe_loss", "seed",
+)  # fmt: skip
+
+
+def reproduce_command(recipe_args: RecipeArguments, training_args: OETrainingArguments) -> str:
+    """The `oe-text train` command that repeats this run (the settings that decide the model, named explicitly)."""
+    parts = ["oe-text", "train"]
+    for args, names in ((recipe_args, _COMMAND_RECIPE_ARGS), (training_args, _COMMAND_TRAINING_ARGS)):
+        for name in names:
+            value = getattr(args, name, None)
+            if value is None or (name == "max_steps" and value <= 0):
+                continue
+            parts += [f"--{name}", shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
+    world = getattr(training_args, "world_size", 1) or 1
+    if world > 1:
+        parts = ["accelerate", "launch", "--num_processes", str(world), "-m", "oe_text.cli", *parts[1:]]
+    return " ".join(parts)
 
 
 def _json_default(value):
@@ -735,7 +797,7 @@ def main(dataset: str | None = None, args: list[str] | None = None) -> RecipeRes
     result = run_recipe(recipe_args, training_args)
     if training_args.process_index == 0:
         print("\n" + result.comparison)
-        print(f"\nDetector (threshold {result.threshold:.4f}) saved to {result.detector_dir}")
+        print(f"\n{result.decision}\nDetector saved to {result.detector_dir}")
         print(f"Reports (markdown, CSV, JSON, plots) in {result.output_dir / 'results'}")
         if result.pushed_to:
             print(f"Pushed to the Hub as {result.pushed_to}")

@@ -104,3 +104,82 @@ def test_local_paths_stay_out_of_metadata_and_markdown_results_pass_through():
     assert card.data.base_model is None and card.data.datasets is None
     assert "| x | 1 |" in card.text
     assert "`/home/me/models/minilm`" in card.text  # still named in the text
+
+
+def recipe_config():
+    """A config with the provenance the text recipe records (baseline, accuracy, budget, evaluation, flagged)."""
+    cfg = config()
+    cfg.oe.update(
+        baseline_ood_results={
+            "snli": {"auroc": 0.7, "aupr_out": 0.4, "fpr95": 0.8, "aupr_in": 0.9},
+            "trec": {"auroc": 0.6, "aupr_out": 0.3, "fpr95": 0.9, "aupr_in": 0.8},
+        },
+        test_accuracy=0.9,
+        baseline_test_accuracy=0.915,
+        flagged={"snli": 0.6, "trec": 0.5},
+        train_examples=400,
+        num_train_epochs=0.5,
+        train_steps=7,
+        global_batch_size=64,
+        seed=42,
+        evaluation={
+            "dataset": "sst2",
+            "protocol": "paper",
+            "seed": 42,
+            "max_eval_samples": 200,
+            "max_ood_samples": 50,
+        },
+        command="oe-text train --dataset sst2 --seed 42",
+    )
+    return cfg
+
+
+def test_recipe_card_is_readable_and_its_model_index_parses(tmp_path):
+    card = build_model_card(recipe_config(), repo_id="someone/sst2-oe")
+    card.save(tmp_path / "README.md")
+    reloaded = ModelCard.load(tmp_path / "README.md")
+    text = reloaded.text
+    # No raw Python containers or long floats anywhere in the markdown.
+    assert "{'" not in text and "': " not in text and "0.9150000" not in text
+    # Baseline vs OE side by side, with the share flagged at the saved threshold; accuracy; budget; settings.
+    assert "| OOD test set | FPR95 (%) Baseline | FPR95 (%) OE detector | AUROC (%) Baseline |" in text
+    assert "| snli | 80.00 | 40.00 | 70.00 | 90.00 | 40.00 | 70.00 | 60.00 |" in text
+    assert "| **Mean** | 85.00 | 50.00 | 65.00 | 85.00 | 35.00 | 60.00 | 55.00 |" in text
+    assert "AUPR-In" not in text.split("## OOD detection results")[1].split("## OOD score")[0].split("\n\n")[2]
+    assert "In-distribution test accuracy: 90.00% (baseline 91.50%)." in text
+    assert "**In-distribution training examples:** `400`" in text and "**OE optimisation steps:** `7`" in text
+    assert "smoke-test sized run" in text
+    assert "Protocol `paper`" in text and "10 seeded random subsets" in text and "capped at 200" in text
+    assert "`oe-text evaluate --model someone/sst2-oe --id_dataset sst2`" in text
+    assert "oe-text train --dataset sst2 --seed 42" in text
+    # The decision rule in words, with what it flags.
+    assert "An input is flagged OOD when its top class has less than 62.0% probability" in text
+    assert "on the evaluated OOD test sets it flags 50.0–60.0%" in text
+    assert "pip install oe-text" in text and "import oe_text" in text and 'pipeline("text-classification"' in text
+    # model-index: one entry per (OOD set, metric) in %, plus the test accuracy.
+    results = reloaded.data.eval_results
+    auroc = {r.dataset_type: r.metric_value for r in results if r.metric_type == "auroc"}
+    assert auroc == {"snli": 90.0, "trec": 80.0}
+    accuracy = [r for r in results if r.metric_type == "accuracy"]
+    assert len(accuracy) == 1 and accuracy[0].metric_value == 90.0 and accuracy[0].dataset_name == "SetFit/sst2"
+    assert reloaded.data.model_name == "sst2-oe"
+
+
+def test_describe_decision_in_plain_words():
+    from oe_text.modelcard import describe_decision
+
+    cfg = config(ood_threshold=-0.1354, threshold_calibration={"fraction_flagged": 0.05})
+    assert describe_decision(cfg, {"a": 0.4, "b": 0.9}) == (
+        "An input is flagged OOD when its top class has less than 13.5% probability (`msp` > -0.1354); on "
+        "in-distribution validation data this flags 5.0%; on the evaluated OOD test sets it flags 40.0–90.0%."
+    )
+    assert "largest logit is below 3.5" in describe_decision(config(ood_score="max_logit", ood_threshold=-3.5))
+    assert "`energy` score is above -2" in describe_decision(config(ood_score="energy", ood_threshold=-2.0))
+    assert "No decision threshold" in describe_decision(config(ood_threshold=None))
+
+
+def test_provenance_values_render_without_python_reprs():
+    from oe_text.modelcard import format_value
+
+    assert format_value({"a": 0.123456789, "b": [1, 2]}) == "a: `0.1235`; b: `1`, `2`"
+    assert format_value(3.0) == "`3`" and format_value(None) == "–"

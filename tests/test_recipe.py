@@ -137,6 +137,24 @@ def test_cli_train_evaluate_detect(mirror, tmp_path, capsys, monkeypatch):
     assert code == 0 and "| multi30k |" in printed and "yelp" in printed
     assert json.loads((tmp_path / "eval" / "results.json").read_text())["num_id"] == 50
 
+    # With no settings, `evaluate` reads the seed, caps, protocol, OOD sets, truncation and normalisation the recipe
+    # recorded in the detector's config and reproduces the numbers of its model card.
+    config = OEClassifier.from_pretrained(detector).config
+    assert config.oe["evaluation"]["seed"] == 42 and config.oe["evaluation"]["max_eval_samples"] == 60
+    assert cli_main(["evaluate", "--model", str(detector), "--id_dataset", "trec", "--output_dir",
+                     str(tmp_path / "again")]) == 0  # fmt: skip
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert again["num_id"] == 60
+    card = config.oe["ood_results"]
+    assert set(card) == {"snli", "multi30k", "mean"}
+    for name in ("snli", "multi30k"):
+        for metric, value in card[name].items():
+            assert again["metrics"][config.ood_score][name][metric]["mean"] == pytest.approx(value, abs=1e-6)
+    readme = (detector / "README.md").read_text()
+    assert f"oe-text evaluate --model {detector} --id_dataset trec" not in readme  # local folders are not named
+    assert "oe-text evaluate --model path/or/repo-id --id_dataset trec" in readme
+    capsys.readouterr()
+
     texts = "what is the capital of peru ?\n\nhow many people live in tokyo ?\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(texts))
     assert cli_main(["detect", "--model", str(detector)]) == 0
