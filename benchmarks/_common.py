@@ -19,6 +19,8 @@ import psutil  # a dependency of accelerate, hence always installed with oe-text
 import torch
 import transformers
 
+from oe_text.reporting import markdown_table
+
 
 datasets.disable_progress_bars()
 transformers.logging.set_verbosity_error()
@@ -84,11 +86,8 @@ def print_header(title: str) -> dict[str, Any]:
     return info
 
 
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+# One table builder for reports, model cards and benchmarks.
+md_table = markdown_table
 
 
 def peak_rss_mib() -> float:

@@ -43,6 +43,7 @@ import numpy as np
 
 from .feature_scores import FEATURE_SCORES, FeatureScorer, make_feature_scorer
 from .metrics import calibration_metrics, fpr_key, ood_detection_metrics
+from .reporting import markdown_table, metric_label
 from .scores import LOGIT_SCORES, compute_score, max_softmax_probability
 
 
@@ -59,28 +60,6 @@ __all__ = [
 
 PROTOCOLS = ("paper", "full")
 RESULTS_FORMAT_VERSION = 1
-
-# Display names and direction of every metric key (fprXX keys are handled by `_metric_label`).
-_METRIC_LABELS = {
-    "auroc": "AUROC ↑",
-    "aupr_out": "AUPR-Out ↑",
-    "aupr_in": "AUPR-In ↑",
-    "detection_error": "Det. err ↓",
-    "rms_calibration_error": "RMS calib. err ↓",
-    "mad_calibration_error": "MAD calib. err ↓",
-    "ece": "ECE ↓",
-    "soft_f1": "Soft F1 ↑",
-    "accuracy": "Accuracy ↑",
-}
-
-
-def _metric_label(key: str) -> str:
-    if key in _METRIC_LABELS:
-        return _METRIC_LABELS[key]
-    if key.startswith("fpr"):
-        return f"FPR{key[3:]} ↓"
-    return key
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Subset plan
@@ -208,12 +187,6 @@ def _summary(values: Sequence[float]) -> dict[str, Any]:
 
 def _fmt(value: float | None, digits: int) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{100 * value:.{digits}f}"
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _safe_filename(name: str) -> str:
@@ -356,7 +329,7 @@ class OODResults:
             rows.append(["**Mean**"] + [f"**{_fmt(mean[k], digits)}**" for k in keys])
             parts.append(
                 f"**Score `{s}`** (higher = more anomalous)\n\n"
-                + _md_table(["OOD set"] + [_metric_label(k) for k in keys], rows)
+                + markdown_table(["OOD set"] + [metric_label(k) for k in keys], rows)
             )
         if include_calibration is None:
             include_calibration = score is None
@@ -375,7 +348,7 @@ class OODResults:
                 f"at T={self.settings.get('temperature', 1.0):g}; OOD inputs count as misclassified; adaptive bins of "
                 f"{self.settings.get('calibration_bin_size', 100)})"
             )
-            parts.append(caption + "\n\n" + _md_table(["Test data"] + [_metric_label(k) for k in ckeys], rows))
+            parts.append(caption + "\n\n" + markdown_table(["Test data"] + [metric_label(k) for k in ckeys], rows))
         line = self._unavailable_line()
         if line:
             parts.append(line)
@@ -616,7 +589,7 @@ def compare_results(
     data = compare_results_to_dict(named, score=score, metrics=metrics)
     metrics, sets, runs = data["metrics"], data["ood_sets"], data["runs"]
     labels = list(runs)
-    header = ["OOD set"] + [f"{_metric_label(k)} {label}" for k in metrics for label in labels]
+    header = ["OOD set"] + [f"{metric_label(k)} {label}" for k in metrics for label in labels]
     rows = []
     for s in sets:
         rows.append([s] + [_fmt(runs[lb]["per_set"].get(s, {}).get(k), digits) for k in metrics for lb in labels])
@@ -629,7 +602,7 @@ def compare_results(
         caption = f"Score `{data['score']}`"
     else:
         caption = "Scores: " + ", ".join(f"{lb} `{sc}`" for lb, sc in data["score"].items())
-    parts = [f"{caption} (higher = more anomalous). {first.describe_protocol()}", _md_table(header, rows)]
+    parts = [f"{caption} (higher = more anomalous). {first.describe_protocol()}", markdown_table(header, rows)]
     protocols = {lb: r["protocol"] for lb, r in runs.items()}
     if len(set(protocols.values())) > 1:
         parts.append(

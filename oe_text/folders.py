@@ -82,3 +82,15 @@ def may_write_model_card(folder: str | os.PathLike, overwrite: bool = False) -> 
         "model card is not written. Pass `overwrite_readme=True` to replace it, or save into another folder."
     )
     return False
+
+
+def remove_empty_folders(*folders: str | os.PathLike) -> list[str]:
+    """Remove those of `folders` that exist and are empty (trainer output folders of runs that saved nothing), so
+    that a recipe leaves only what it wrote; returns the removed paths."""
+    removed = []
+    for folder in folders:
+        path = Path(folder)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+            removed.append(str(path))
+    return removed

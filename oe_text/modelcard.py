@@ -51,8 +51,8 @@ OE_LOSS_TEXT = {
 
 #: What each protocol means, in words (`oe_text.evaluation.plan_ood_subsets`).
 PROTOCOL_TEXT = {
-    "paper": "the paper's protocol: every in-distribution test input against {num_subsets} seeded random subsets of "
-    "each OOD set, each {ratio} the size of the in-distribution test set; metrics are averaged over the subsets",
+    "paper": "the paper's protocol: every in-distribution test input against {subsets} of each OOD set, each {ratio} "
+    "the size of the in-distribution test set; metrics are averaged over the subsets",
     "full": "every in-distribution and every OOD test input scored once",
 }
 
@@ -197,11 +197,11 @@ def _protocol_sentence(oe: Mapping[str, Any], inputs: str) -> str:
     protocol = evaluation.get("protocol", oe.get("protocol"))
     parts = []
     if protocol in PROTOCOL_TEXT:
-        ratio = evaluation.get("ood_to_id_ratio", 0.2)
+        ratio, n = evaluation.get("ood_to_id_ratio", 0.2), evaluation.get("num_subsets", 10)
         parts.append(
             f"Protocol `{protocol}`: "
             + PROTOCOL_TEXT[protocol].format(
-                num_subsets=evaluation.get("num_subsets", 10),
+                subsets=f"{n} seeded random subset{'s' if n != 1 else ''}",
                 ratio=f"1/{round(1 / ratio):d}"
                 if ratio and abs(1 / ratio - round(1 / ratio)) < 1e-9
                 else f"{ratio:g}x",

@@ -13,6 +13,11 @@
 
 Everything runs under `accelerate launch` with one or several processes: training is data-parallel, logits are
 computed with `Trainer.predict` (sharded over processes, gathered in order), and the main process writes the reports.
+Each process draws `--per_device_train_batch_size` examples per step, so N processes train with an N times larger
+global batch and N times fewer steps than one process (the run logs the global batch). To match a single-process run,
+divide `--per_device_train_batch_size` by N. Pass `--num_processes N --num_machines 1 --mixed_precision no
+--dynamo_backend no` to `accelerate launch` (or a config file such as `recipes/accelerate_configs/cpu_2proc.yaml`) so
+that accelerate does not warn about the defaults it would otherwise assume.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from transformers import AutoTokenizer, HfArgumentParser, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -41,8 +47,10 @@ from .data import (
     load_outlier_dataset,
 )
 from .data.in_distribution import ID_PRESETS
+from .defaults import DEFAULT_SEED
 from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
 from .feature_scores import FEATURE_SCORES
+from .folders import remove_empty_folders
 from .hub import remote_code_kwargs, resolve_hub_id
 from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
@@ -101,7 +109,9 @@ COMMON_TRAINING_DEFAULTS: dict[str, Any] = {
     "logging_steps": 20,
     "save_strategy": "no",
     "report_to": "none",
-    "seed": 42,
+    "seed": DEFAULT_SEED,
+    # Pinned memory only helps host-to-GPU copies; on a CPU-only machine it merely triggers a warning per loader.
+    "dataloader_pin_memory": torch.cuda.is_available(),
 }
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "sst2": {"max_length": 64},
@@ -235,7 +245,11 @@ class RecipeArguments:
         },
     )
     baseline_epochs: float | None = field(
-        default=None, metadata={"help": "Baseline epochs (default: num_train_epochs, as the paper)."}
+        default=None,
+        metadata={
+            "help": "Baseline epochs. Default per --model: GRU/LSTM train the baseline as long as OE "
+            "(--num_train_epochs, as the paper); pretrained encoders 1 epoch."
+        },
     )
     baseline_learning_rate: float | None = field(
         default=None, metadata={"help": "Baseline learning rate (default: learning_rate)."}
@@ -601,6 +615,47 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     baseline = _evaluate(
         baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, baseline_scores
     )
+    evaluation = {
+        "dataset": recipe_args.dataset,
+        "label_granularity": recipe_args.label_granularity,
+        "protocol": recipe_args.protocol,
+        "seed": training_args.seed,
+        "max_eval_samples": recipe_args.max_eval_samples,
+        "max_ood_samples": recipe_args.max_ood_samples,
+        "max_length": max_length,
+        "ood_datasets": list(recipe_args.ood_datasets),
+        "normalization": dataclasses.asdict(normalization),
+    }
+    id_name = ID_PRESETS[recipe_args.dataset].hub_id if recipe_args.dataset in ID_PRESETS else recipe_args.dataset
+    # The baseline is a detector too (MSP, threshold on ID validation): saved before OE changes its weights.
+    baseline_model = baseline_trainer.accelerator.unwrap_model(baseline_trainer.model)
+    saved = (baseline_model.config.ood_score, baseline_model.config.oe, baseline_model.tokenizer)
+    baseline_model.set_ood_score("msp")
+    baseline_threshold = baseline_model.calibrate_threshold(
+        compute_score("msp", _predict(baseline_trainer, validation["text"], tokenizer, max_length)),
+        tpr=recipe_args.calibration_tpr,
+        calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
+    )
+    baseline_model.config.oe = {}
+    baseline_model.record_oe_provenance(
+        in_distribution_dataset=id_name,
+        ood_results=_ood_results_for_card(baseline, "msp"),
+        test_accuracy=baseline.accuracy,
+        flagged=flagged_shares(baseline, "msp", baseline_threshold) or None,
+        unavailable_ood_sets=sorted(unavailable),
+        train_examples=len(train),
+        baseline_epochs=baseline_args.num_train_epochs if baseline_args.max_steps <= 0 else None,
+        train_steps=baseline_trainer.state.global_step,
+        seed=training_args.seed,
+        evaluation=evaluation,
+    )
+    baseline_model.tokenizer = tokenizer
+    if is_main:
+        baseline_model.save_pretrained(output_dir / "baseline_detector")
+    # The OE phase starts from the trained weights only: no threshold or provenance of the baseline carries over.
+    baseline_model.config.ood_threshold = baseline_model.config.threshold_tpr = None
+    baseline_model.config.threshold_calibration = None
+    baseline_model.config.ood_score, baseline_model.config.oe, baseline_model.tokenizer = saved
 
     # ---- 2. Outlier Exposure
     if recipe_args.oe_mode == "scratch":
@@ -628,7 +683,6 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     reported = [s for s in recipe_args.scores if s not in LOGIT_SCORES and is_candidate(s)]
     fitted: list[str] = []
     if candidates or reported:
-        id_name = ID_PRESETS[recipe_args.dataset].hub_id if recipe_args.dataset in ID_PRESETS else recipe_args.dataset
         fitted, halves = fit_candidate_scores(
             detector,
             list(dict.fromkeys([*candidates, *reported])),
@@ -683,9 +737,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     )
     flagged = flagged_shares(oe, chosen, threshold)
     detector.record_oe_provenance(
-        in_distribution_dataset=ID_PRESETS[recipe_args.dataset].hub_id
-        if recipe_args.dataset in ID_PRESETS
-        else recipe_args.dataset,
+        in_distribution_dataset=id_name,
         auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",
         ood_results=_ood_results_for_card(oe, chosen),
         training_args=training_args,
@@ -706,17 +758,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         global_batch_size=training_args.per_device_train_batch_size
         * training_args.world_size
         * training_args.gradient_accumulation_steps,
-        evaluation={
-            "dataset": recipe_args.dataset,
-            "label_granularity": recipe_args.label_granularity,
-            "protocol": recipe_args.protocol,
-            "seed": training_args.seed,
-            "max_eval_samples": recipe_args.max_eval_samples,
-            "max_ood_samples": recipe_args.max_ood_samples,
-            "max_length": max_length,
-            "ood_datasets": list(recipe_args.ood_datasets),
-            "normalization": dataclasses.asdict(normalization),
-        },
+        evaluation=evaluation,
         command=reproduce_command(recipe_args, training_args),
     )
     detector.tokenizer = tokenizer
@@ -741,6 +783,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             detector.push_to_hub(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token)
             pushed_to = repo_id
     if is_main:
+        remove_empty_folders(baseline_args.output_dir, oe_trainer.args.output_dir)
         for warning in budget_warnings(baseline, oe, "msp", train_examples=len(train)):
             logger.warning(warning)
     oe_trainer.accelerator.wait_for_everyone()

@@ -65,6 +65,12 @@ def check_run(result, output_dir, n_labels):
     assert "outlier-exposure" in (output_dir / "detector" / "README.md").read_text()
     out = detector.detect(["a sentence nobody trained on", "the movie was great"])
     assert len(out) == 2 and all(isinstance(d["is_ood"], bool) for d in out)
+    # The baseline is saved as a detector too (MSP, its own threshold and card); no empty trainer folders remain.
+    baseline = OEClassifier.from_pretrained(output_dir / "baseline_detector")
+    assert baseline.config.ood_score == "msp" and baseline.config.threshold_tpr == 0.95
+    assert baseline.config.oe["test_accuracy"] == pytest.approx(result.baseline.accuracy)
+    assert "auxiliary_dataset" not in baseline.config.oe and baseline.config.oe["evaluation"]["seed"] == 42
+    assert not [p for p in output_dir.iterdir() if p.is_dir() and not any(p.iterdir())]
     return detector
 
 
@@ -120,6 +126,12 @@ def test_two_process_launch_of_a_recipe(mirror, tmp_path):
     assert summary["oe"]["num_id"] == 60 and summary["baseline"]["num_id"] == 60
     check_run_detector = OEClassifier.from_pretrained(tmp_path / "detector")
     assert check_run_detector.config.ood_threshold is not None
+    # The baseline is saved as a detector too (MSP, its own threshold and card); no empty trainer folders remain.
+    baseline_detector = OEClassifier.from_pretrained(tmp_path / "baseline_detector")
+    assert baseline_detector.config.ood_score == "msp" and baseline_detector.config.ood_threshold is not None
+    assert "auxiliary_dataset" not in baseline_detector.config.oe
+    assert baseline_detector.config.oe["test_accuracy"] == pytest.approx(summary["baseline"]["accuracy"])
+    assert not [p for p in tmp_path.iterdir() if p.is_dir() and not any(p.iterdir())]
 
 
 @pytest.mark.integration

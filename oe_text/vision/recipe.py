@@ -36,6 +36,8 @@ from transformers import HfArgumentParser, set_seed
 from transformers.utils import logging
 
 from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits, plan_ood_subsets
+from ..folders import remove_empty_folders
+from ..reporting import budget_warnings, flagged_shares, global_batch_note, markdown_table, report_unavailable
 from ..trainer import OETrainer
 from ..training_args import OETrainingArguments
 from .data import (
@@ -314,9 +316,7 @@ def _load_ood_sets(args: VisionRecipeArguments, n_id: int, seed: int, transform:
         try:
             dataset = load_vision_dataset(name, _ood_split(name), root=args.data_root)
         except (OSError, RuntimeError, ValueError, ImportError) as err:
-            reason = str(err).splitlines()[0][:300]
-            logger.warning(f"OOD set {name!r} is not available and is left out: {reason}")
-            unavailable[name] = reason
+            unavailable[name] = str(err).splitlines()[0][:300]
             continue
         sets[name] = dataset.without_labels().with_transform(transform)
     if not sets:
@@ -426,12 +426,10 @@ def compare_calibration(named: dict[str, dict[str, Any]], digits: int = 2) -> st
     means = {r: named[r]["calibration"].mean_calibration() for r in runs}
     rows.append(["**Mean**"] + [f"**{100 * means[r][k]:.{digits}f}**" for k in CALIBRATION_KEYS for r in runs])
     temps = ", ".join(f"{r}: T={named[r]['temperature']:.3f}" for r in runs)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return (
         "Calibration on the ID test set mixed with each OOD subset (confidence = max softmax probability at the "
         f"temperature tuned on the held-out split ({temps}); OOD inputs count as misclassified; adaptive bins of "
-        "100; values in %).\n\n" + "\n".join(lines) + "\n"
+        "100; values in %).\n\n" + markdown_table(header, rows) + "\n"
     )
 
 
@@ -484,6 +482,10 @@ def run_vision_recipe(args: VisionRecipeArguments, training_args: OETrainingArgu
     outliers = load_vision_dataset(args.outlier_dataset, args.outlier_split or "train", root=args.data_root)
     outliers = _subset(outliers.without_labels(), args.max_outliers, seed).with_transform(train_tf)
     ood_sets, unavailable = _load_ood_sets(args, len(id_test), seed, eval_tf)
+    report_unavailable(unavailable, logger, training_args.process_index == 0)
+    batch_note = global_batch_note(training_args)
+    if batch_note and training_args.process_index == 0:
+        logger.warning(batch_note)
     _print_main(
         training_args,
         f"Vision recipe: {spec.name} train {len(train)} / held-out {len(validation) if validation else 0} / test "
@@ -535,16 +537,33 @@ def run_vision_recipe(args: VisionRecipeArguments, training_args: OETrainingArgu
         "table": table,
         "calibration_table": calibration_table,
         "timings": timings,
+        "budget": {
+            "train_examples": len(train),
+            "auxiliary_examples": len(outliers),
+            "baseline_epochs": None if args.baseline_model else args.baseline_epochs,
+            "num_train_epochs": training_args.num_train_epochs if training_args.max_steps <= 0 else None,
+            "train_steps": oe_trainer.state.global_step,
+            "global_batch_size": training_args.per_device_train_batch_size
+            * training_args.world_size
+            * training_args.gradient_accumulation_steps,
+            "seed": seed,
+        },
     }
     if oe_trainer.is_world_process_zero():
+        for warning in budget_warnings(baseline["detection"], oe["detection"], args.scores[0], len(train)):
+            logger.warning(warning)
         runs = {
             "baseline": (model, baseline, out_dir / "baseline", None),
             "oe": (oe_model, oe, out_dir / "oe_detector", args.outlier_dataset),
         }
         _save_outputs(out_dir, runs, args, training_args, report)
+        remove_empty_folders(baseline_args.output_dir)
         minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in timings.items())
         print(f"\n{table}\n{calibration_table}\nWall-clock minutes: {minutes}.", flush=True)
     return report
+
+
+_BASELINE_BUDGET = ("train_examples", "baseline_epochs", "seed")
 
 
 def _save_outputs(out_dir: Path, runs: dict, args: VisionRecipeArguments, training_args, report: dict) -> None:
@@ -561,6 +580,8 @@ def _save_outputs(out_dir: Path, runs: dict, args: VisionRecipeArguments, traini
                 calibration_data={"dataset": args.dataset, "split": "train (held-out)"},
             )
         detection = result["detection"]
+        baseline = report["baseline"]["detection"] if name == "oe" else None
+        threshold = detector.config.ood_threshold
         detector.record_oe_provenance(
             in_distribution_dataset=args.dataset,
             # A local path says nothing to the card's readers (and may be private): keep its file name only.
@@ -569,6 +590,24 @@ def _save_outputs(out_dir: Path, runs: dict, args: VisionRecipeArguments, traini
             oe_loss=training_args.oe_loss if aux else None,
             ood_results={s: {k: detection.get(score, s, k) for k in MAIN_METRICS} for s in detection.ood_names},
             test_accuracy=detection.accuracy,
+            baseline_ood_results=(
+                {s: {k: baseline.get(score, s, k) for k in MAIN_METRICS} for s in baseline.ood_names}
+                if baseline is not None
+                else None
+            ),
+            baseline_test_accuracy=baseline.accuracy if baseline is not None else None,
+            flagged=(flagged_shares(detection, score, threshold) or None) if threshold is not None else None,
+            evaluation={
+                "dataset": args.dataset,
+                "protocol": "paper",
+                "num_subsets": args.num_subsets,
+                "ood_to_id_ratio": args.ood_to_id_ratio,
+                "max_eval_samples": args.max_test_samples,
+                "seed": training_args.seed,
+                "ood_datasets": list(args.ood_datasets),
+            },
+            # The baseline's budget is its own training; the OE detector's is the fine-tune (on top of the baseline).
+            **{k: v for k, v in report["budget"].items() if v is not None and (aux or k in _BASELINE_BUDGET)},
         )
         detector.save_pretrained(folder)
         detection.save(out_dir / f"results_{name}", plots=args.plots)

@@ -90,5 +90,17 @@ def test_recipe_runs_end_to_end_on_a_tiny_budget(mirror, tmp_path, capsys):
     assert set(detector.config.oe["ood_results"]) == {"mnist", "gaussian", "blobs"}
     baseline = OEImageClassifier.from_pretrained(out / "baseline")
     assert baseline.config.oe.get("oe_weight") is None
+    # The OE detector's card: baseline vs OE per set, accuracy, budget, the rule in words; model-index parses.
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "oe_detector" / "README.md")
+    assert "| OOD test set | FPR95 (%) Baseline | FPR95 (%) OE detector |" in card.text
+    assert "In-distribution test accuracy:" in card.text and "(baseline " in card.text
+    assert "**In-distribution training examples:** `64`" in card.text and "**Seed:** `42`" in card.text
+    assert "1 seeded random subset of each OOD set" in card.text and "An image is flagged OOD when" in card.text
+    assert "{'" not in card.text
+    metrics = {(r.dataset_type, r.metric_type) for r in card.data.eval_results}
+    assert ("mnist", "auroc") in metrics and ("blobs", "fpr95") in metrics
+    assert "**OE optimisation steps:**" not in (out / "baseline" / "README.md").read_text()
     # The saved OE detector reproduces the evaluated logits' decisions: detect() on raw images works end to end.
     assert len(detector.detect(torch.rand(3, 1, 28, 28))) == 3
