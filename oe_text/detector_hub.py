@@ -162,32 +162,25 @@ class DetectorHubMixin:
             self._upload_folder(save_directory, repo_id, timeout=timeout, **push_kwargs)
 
     def _upload_folder(
-        self,
-        folder: str | os.PathLike,
-        repo_id: str,
-        commit_message: str | None = None,
-        commit_description: str | None = None,
-        private: bool | None = None,
-        token: bool | str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        timeout: float | None = DEFAULT_HUB_TIMEOUT,
+        self, folder: str | os.PathLike, repo_id: str, timeout: float | None = DEFAULT_HUB_TIMEOUT, **push_kwargs
     ):
+        """Create `repo_id` (and the `revision` branch) and upload `folder`; `push_kwargs` as `push_to_hub`'s
+        (`commit_message`, `commit_description`, `private`, `token`, `revision`, `create_pr`)."""
         from huggingface_hub import HfApi
 
         api = HfApi()
+        private, token, revision = (
+            push_kwargs.pop("private", None),
+            push_kwargs.get("token"),
+            push_kwargs.get("revision"),
+        )
+        commit_message = push_kwargs.pop("commit_message", None) or f"Upload {type(self).__name__} detector"
         with hub_timeout(timeout):
             repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
             if revision is not None and not revision.startswith("refs/pr"):
                 api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
             return api.upload_folder(
-                repo_id=repo_id,
-                folder_path=os.fspath(folder),
-                commit_message=commit_message or f"Upload {type(self).__name__} detector",
-                commit_description=commit_description,
-                token=token,
-                revision=revision,
-                create_pr=create_pr,
+                repo_id=repo_id, folder_path=os.fspath(folder), commit_message=commit_message, **push_kwargs
             )
 
     def push_to_hub(

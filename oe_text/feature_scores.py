@@ -409,14 +409,8 @@ class KNNScorer(FeatureScorer):
         return self
 
     def score(self, features) -> np.ndarray:
-        """Distance to the k-th nearest bank feature; higher = more anomalous.
-
-        Args:
-            features (array or `torch.Tensor` of shape `(n, d)`): features to score.
-
-        Returns:
-            `np.ndarray` of shape `(n,)`, float64, >= 0.
-        """
+        """Distance to the k-th nearest bank feature (`(n,)` float64, >= 0) of `features` (`(n, d)`); higher = more
+        anomalous."""
         self._check_fitted()
         if self.bank_.shape[0] < self.k:
             raise ValueError(

@@ -285,14 +285,7 @@ def detection_error(id_scores, ood_scores) -> float:
     """Minimum detection error `min_t 0.5 * (1 - TPR(t)) + 0.5 * FPR(t)`, OOD positive, equal priors.
 
     The minimum runs over every threshold including "flag nothing" (TPR = FPR = 0) and "flag everything", so the value
-    is in `[0, 0.5]`: 0 for perfectly separated scores, 0.5 for all-equal scores.
-
-    Args:
-        id_scores (array of shape `(n_id,)`): scores of in-distribution inputs (higher = more anomalous).
-        ood_scores (array of shape `(n_ood,)`): scores of OOD inputs.
-
-    Returns:
-        `float` in `[0, 0.5]`.
+    is in `[0, 0.5]`: 0 for perfectly separated scores, 0.5 for all-equal scores. Arguments as `auroc`.
     """
     ids, ood = _check_pair(id_scores, ood_scores)
     _, tps, fps = _curve(ood, ids)
@@ -461,14 +454,7 @@ def rms_calibration_error(confidence, correct, bin_size: int = 100, drop_last_bi
 def mad_calibration_error(confidence, correct, bin_size: int = 100, drop_last_bin: bool = False) -> float:
     """Mean absolute deviation calibration error with adaptive bins: `calibration_error(..., p=1)`.
 
-    Args:
-        confidence (array of shape `(n,)`): probability of the predicted class, in `[0, 1]`.
-        correct (array of shape `(n,)`): 1 where the prediction is correct, else 0 (OOD inputs: 0).
-        bin_size (`int`, *optional*, defaults to 100): examples per bin.
-        drop_last_bin (`bool`, *optional*, defaults to `False`): see `calibration_error`.
-
-    Returns:
-        `float` in `[0, 1]`; lower is better.
+    Arguments and return value as `rms_calibration_error`: `float` in `[0, 1]`, lower is better.
     """
     return calibration_error(confidence, correct, p=1, bin_size=bin_size, drop_last_bin=drop_last_bin)
 

@@ -90,13 +90,10 @@ def plot_score_histograms(
     """Density histograms of ID vs OOD scores, one panel per OOD set (a grid of at most 3 columns).
 
     Args:
-        id_scores (array of shape `(n_id,)`): scores of the in-distribution inputs.
-        ood_scores (`Mapping[str, array]`): scores of each OOD set, by name.
+        id_scores, ood_scores, path, dpi: as `plot_roc_curves`.
         score_name (`str`, *optional*, defaults to `"score"`): x-axis label.
         title (`str`, *optional*): figure title.
         bins (`int`, *optional*, defaults to 40): bins per panel, shared by ID and OOD.
-        path (`str` or `os.PathLike`, *optional*): where to write the PNG.
-        dpi (`int`, *optional*, defaults to 100): resolution of the PNG.
 
     Returns:
         `matplotlib.figure.Figure`.

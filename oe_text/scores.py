@@ -82,14 +82,7 @@ def kl_uniform_score(logits, temperature: float = 1.0) -> np.ndarray:
 
     `score(x) = -KL(U || p) = -(logsumexp(z/T) - mean(z/T) - log K)`, in `(-inf, 0]`; a uniform softmax scores 0,
     the maximum; higher = more anomalous. It ranks inputs like the paper's cross-entropy to uniform (they differ by
-    the constant `log K`).
-
-    Args:
-        logits (array or `torch.Tensor` of shape `(n, K)`): classifier logits.
-        temperature (`float`, *optional*, defaults to 1.0): softmax temperature `T > 0`.
-
-    Returns:
-        `np.ndarray` of shape `(n,)`, float64.
+    the constant `log K`). Arguments and return value as `msp_score`.
     """
     _check_temperature(temperature)
     z = _as_logits(logits) / temperature

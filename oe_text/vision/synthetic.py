@@ -124,14 +124,8 @@ def blob_images(
 def uniform_noise_images(n: int, num_channels: int = 3, image_size: int = 32, seed: int = 0) -> torch.Tensor:
     """Uniform noise images: i.i.d. `U(0, 1)` pixels (the paper's validation noise, `U(-1, 1)` in its code).
 
-    Args:
-        n (`int`): number of images.
-        num_channels (`int`, *optional*, defaults to 3): channels.
-        image_size (`int`, *optional*, defaults to 32): height = width.
-        seed (`int`, *optional*, defaults to 0): seed of `numpy.random.default_rng`.
-
-    Returns:
-        `torch.Tensor` of shape `(n, num_channels, image_size, image_size)`, float32 in `[0, 1)`.
+    Arguments as `rademacher_noise_images`. Returns `torch.Tensor` of shape `(n, num_channels, image_size,
+    image_size)`, float32 in `[0, 1)`.
     """
     _check_shape(n, num_channels, image_size)
     rng = np.random.default_rng(seed)
