@@ -360,8 +360,7 @@ def ood_detection_metrics_from_labels(
     Args:
         scores (array of shape `(n,)`): OOD scores, higher = more anomalous.
         labels (array of shape `(n,)`): 1 for OOD, 0 for in-distribution.
-        fpr_tprs (sequence of `float`, *optional*, defaults to `(0.9, 0.95)`): OOD recalls at which to report the FPR.
-        fpr_method (`str`, *optional*, defaults to `"paper"`): see `fpr_at_tpr`.
+        fpr_tprs, fpr_method: as `ood_detection_metrics`.
 
     Returns:
         `dict[str, float]`: as `ood_detection_metrics`.
