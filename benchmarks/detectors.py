@@ -21,10 +21,9 @@ and be summarised with `--summary-only`. Budgets are recipe arguments (`--recipe
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from _common import cached_recipe_run, md_table, mean_std, print_header, set_threads
+from _common import cached_recipe_run, md_table, mean_std, print_header, recipe_benchmark_parser, set_threads
 
 from oe_text.evaluation import OODResults
 
@@ -106,16 +105,7 @@ def selection_lines(runs: list[dict]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["sst2", "trec", "20ng"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs/benchmarks/detectors"))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--force", action="store_true", help="retrain runs that already have results")
-    parser.add_argument("--summary-only", action="store_true", help="only summarise finished runs; train nothing")
-    parser.add_argument(
-        "--recipe-args", nargs=argparse.REMAINDER, default=[], help="extra `oe-text train` arguments (last)"
-    )
+    parser = recipe_benchmark_parser(__doc__.split("\n")[0], ["sst2", "trec", "20ng"], "outputs/benchmarks/detectors")
     args = parser.parse_args()
     set_threads(args.threads)
     print_header("Detectors vs the training-free baseline (all-MiniLM-L6-v2)")
