@@ -182,3 +182,23 @@ def predict_logits(
         model, tokenizer, texts, feature_keys=keys, batch_size=batch_size, max_length=max_length, progress=progress
     )
     return (logits, feats["fine-tuned:-1"]) if output_features else logits
+
+
+def trainer_logits(trainer, dataset, dtype=np.float32) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits of `trainer.model` on a prepared dataset (tokenized texts or transformed images) with `Trainer.predict`.
+
+    The multi-process path of the recipes, text and image alike: under `accelerate launch` the dataset is sharded
+    over the processes and the logits are gathered on every process in the dataset's order (the padding of the last
+    shard removed). Single-process inference on raw texts is `predict_outputs`.
+
+    Args:
+        trainer (`transformers.Trainer`): the trainer holding the model.
+        dataset: the inputs, as the model's collator expects them.
+        dtype (*optional*, defaults to `np.float32`): dtype of the returned logits.
+
+    Returns:
+        `(logits, label_ids)`: `np.ndarray` of shape `(n, num_labels)`, and the labels when the dataset has them.
+    """
+    out = trainer.predict(dataset)
+    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
+    return np.asarray(logits, dtype=dtype), (None if out.label_ids is None else np.asarray(out.label_ids))

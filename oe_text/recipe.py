@@ -22,7 +22,6 @@ that accelerate does not warn about the defaults it would otherwise assume.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, HfArgumentParser, set_seed
+from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
@@ -52,6 +51,7 @@ from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_
 from .feature_scores import FEATURE_SCORES
 from .folders import remove_empty_folders
 from .hub import remote_code_kwargs, resolve_hub_id
+from .inference import trainer_logits
 from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
 from .reporting import budget_warnings, flagged_shares, global_batch_note, report_unavailable
@@ -66,7 +66,7 @@ from .score_selection import (
 from .scores import LOGIT_SCORES, compute_score
 from .tokenization import train_sentencepiece_tokenizer
 from .trainer import OETrainer
-from .training_args import OETrainingArguments
+from .training_args import OETrainingArguments, parse_args_with_defaults
 
 
 logger = logging.get_logger(__name__)
@@ -312,14 +312,12 @@ def parse_recipe_args(
     The defaults depend on `--model` (GRU/LSTM: the paper's settings; encoders: fine-tuning settings) and on
     `--dataset`; anything given on the command line wins.
     """
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default=DEFAULT_MODEL)
-    pre.add_argument("--dataset", default=dataset or "sst2")
-    known, _ = pre.parse_known_args(args)
-    parser = HfArgumentParser((RecipeArguments, OETrainingArguments))
-    parser.set_defaults(dataset=known.dataset, **recipe_defaults(known.model, known.dataset))
-    recipe_args, training_args = parser.parse_args_into_dataclasses(args=args)
-    return recipe_args, training_args
+    return parse_args_with_defaults(
+        (RecipeArguments, OETrainingArguments),
+        lambda known: {"dataset": known.dataset, **recipe_defaults(known.model, known.dataset)},
+        {"model": DEFAULT_MODEL, "dataset": dataset or "sst2"},
+        args,
+    )
 
 
 @dataclass
@@ -449,10 +447,7 @@ def _tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
 
 
 def _predict(trainer: OETrainer, texts: list[str], tokenizer, max_length: int) -> np.ndarray:
-    dataset = _tokenize(Dataset.from_dict({"text": texts}), tokenizer, max_length)
-    predictions = trainer.predict(dataset).predictions
-    logits = predictions[0] if isinstance(predictions, tuple) else predictions
-    return np.asarray(logits, dtype=np.float32)
+    return trainer_logits(trainer, _tokenize(Dataset.from_dict({"text": texts}), tokenizer, max_length))[0]
 
 
 def _evaluate(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from transformers import TrainingArguments
 
@@ -120,3 +123,35 @@ class OETrainingArguments(TrainingArguments):
     def oe_micro_batch_size(self) -> int:
         """Outliers drawn per device per micro-batch."""
         return self.oe_batch_size if self.oe_batch_size is not None else self.per_device_train_batch_size
+
+
+def parse_args_with_defaults(
+    dataclass_types: Sequence[type],
+    defaults_for: Callable[[argparse.Namespace], dict[str, Any]],
+    selectors: dict[str, Any],
+    args: Sequence[str] | None = None,
+) -> tuple:
+    """Parse `dataclass_types` from the command line with defaults that depend on a few selector arguments.
+
+    The one way the recipes (text and image) apply their per-model / per-dataset presets: the selectors (e.g.
+    `--model`, `--dataset`) are read first, `defaults_for(selectors)` becomes the parser's defaults, so that `--help`
+    shows the values that will apply, and anything given on the command line wins.
+
+    Args:
+        dataclass_types (sequence of dataclass types): as `HfArgumentParser`.
+        defaults_for (`Callable`): selector values (an `argparse.Namespace`) -> `{argument: default}`.
+        selectors (`dict`): selector argument names and their defaults.
+        args (sequence of `str`, *optional*): the arguments (default `sys.argv[1:]`).
+
+    Returns:
+        `tuple`: one instance per dataclass type.
+    """
+    from transformers import HfArgumentParser
+
+    pre = argparse.ArgumentParser(add_help=False)
+    for name, default in selectors.items():
+        pre.add_argument(f"--{name}", default=default)
+    known, _ = pre.parse_known_args(None if args is None else list(args))
+    parser = HfArgumentParser(tuple(dataclass_types))
+    parser.set_defaults(**defaults_for(known))
+    return tuple(parser.parse_args_into_dataclasses(args=None if args is None else list(args)))

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,14 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 from transformers.utils import logging
 
 from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits, plan_ood_subsets
 from ..folders import remove_empty_folders
+from ..inference import trainer_logits
 from ..reporting import budget_warnings, flagged_shares, global_batch_note, markdown_table, report_unavailable
 from ..trainer import OETrainer
-from ..training_args import OETrainingArguments
+from ..training_args import OETrainingArguments, parse_args_with_defaults
 from .data import (
     ImageDataset,
     ImageTransform,
@@ -206,6 +206,15 @@ class VisionRecipeArguments:
             raise ValueError("--num_subsets must be >= 1 and --ood_to_id_ratio > 0.")
 
 
+def _vision_defaults(known) -> dict[str, Any]:
+    """The recipe's training defaults, with those of the `--dataset` preset (`PRESET_TRAINING_KEYS`) on top."""
+    try:
+        preset = PRESETS.get(get_dataset_spec(known.dataset).name, {})
+    except ValueError:  # an unknown dataset: VisionRecipeArguments reports it
+        preset = {}
+    return {**VISION_TRAINING_DEFAULTS, **{k: preset[k] for k in PRESET_TRAINING_KEYS if k in preset}}
+
+
 def parse_vision_args(argv: Sequence[str] | None = None) -> tuple[VisionRecipeArguments, OETrainingArguments]:
     """Parse `VisionRecipeArguments` + `OETrainingArguments` with the vision defaults.
 
@@ -220,15 +229,9 @@ def parse_vision_args(argv: Sequence[str] | None = None) -> tuple[VisionRecipeAr
     Returns:
         `(recipe_args, training_args)`.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((VisionRecipeArguments, OETrainingArguments))
-    parser.set_defaults(**VISION_TRAINING_DEFAULTS)
-    recipe_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    given = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
-    preset = PRESETS[recipe_args.dataset]
-    for key in PRESET_TRAINING_KEYS:
-        if key in preset and key not in given:
-            setattr(training_args, key, preset[key])
+    recipe_args, training_args = parse_args_with_defaults(
+        (VisionRecipeArguments, OETrainingArguments), _vision_defaults, {"dataset": "fashion_mnist"}, argv
+    )
     if training_args.oe_batch_size is None:
         training_args.oe_batch_size = 2 * training_args.per_device_train_batch_size
     return recipe_args, training_args
@@ -330,10 +333,7 @@ def _load_ood_sets(args: VisionRecipeArguments, n_id: int, seed: int, transform:
 
 
 def _predict(trainer: OETrainer, dataset: ImageDataset) -> tuple[np.ndarray, np.ndarray | None]:
-    # Trainer.predict shards the data across processes and gathers the logits (padding removed) on every process.
-    out = trainer.predict(dataset)
-    logits = out.predictions[0] if isinstance(out.predictions, tuple) else out.predictions
-    return np.asarray(logits, dtype=np.float64), (None if out.label_ids is None else np.asarray(out.label_ids))
+    return trainer_logits(trainer, dataset, dtype=np.float64)
 
 
 def evaluate_image_detector(
