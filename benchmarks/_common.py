@@ -215,13 +215,10 @@ def gru_tokenizer(train_texts: Sequence[str], vocab_size: int = 10_000, max_leng
 
 
 def tokenize_column(dataset, tokenizer, max_length: int, keep: Sequence[str] = ("label",)):
-    """`dataset` with `input_ids`/`attention_mask` of its `text` column, truncated to `max_length`."""
-    remove = [c for c in dataset.column_names if c not in keep]
-    return dataset.map(
-        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
-        batched=True,
-        remove_columns=remove,
-    )
+    """The recipe's tokenization (`oe_text.recipe.tokenize_dataset`)."""
+    from oe_text.recipe import tokenize_dataset
+
+    return tokenize_dataset(dataset, tokenizer, max_length, keep=tuple(keep))
 
 
 def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int):

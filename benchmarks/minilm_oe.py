@@ -29,8 +29,10 @@ from transformers import set_seed
 
 from oe_text import OETrainer, OETrainingArguments
 from oe_text.data import TextNormalization, load_id_dataset
+from oe_text.defaults import DEFAULT_SEED
 from oe_text.evaluation import OODResults, compare_results, evaluate_ood
 from oe_text.modeling_oe import OEClassifier
+from oe_text.recipe import COMMON_TRAINING_DEFAULTS, TRANSFORMER_TRAINING_DEFAULTS
 
 
 LOGIT_SCORES = ["msp", "max_logit", "energy"]
@@ -46,10 +48,11 @@ def train(
         per_device_train_batch_size=args.batch_size,
         num_train_epochs=args.epochs,
         learning_rate=args.learning_rate,
-        lr_scheduler_type="linear",
-        warmup_steps=0.1,
-        weight_decay=0.01,
-        train_sampling_strategy="group_by_length",
+        # The recipe's encoder fine-tuning settings (schedule, warm-up, weight decay, length grouping).
+        lr_scheduler_type=TRANSFORMER_TRAINING_DEFAULTS["lr_scheduler_type"],
+        warmup_steps=TRANSFORMER_TRAINING_DEFAULTS["warmup_steps"],
+        weight_decay=TRANSFORMER_TRAINING_DEFAULTS["weight_decay"],
+        train_sampling_strategy=COMMON_TRAINING_DEFAULTS["train_sampling_strategy"],
         oe_max_length=args.max_length,
         oe_weight=oe_weight,
         oe_loss=oe_loss,
@@ -85,13 +88,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-train-samples", type=int, default=1024, help="SST-2 training subset (0: all 6920)")
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs of each phase")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=TRANSFORMER_TRAINING_DEFAULTS["per_device_train_batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=TRANSFORMER_TRAINING_DEFAULTS["learning_rate"])
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--max-eval-samples", type=int, default=500, help="ID test subset (0: all 1821)")
     parser.add_argument("--max-ood-samples", type=int, default=250, help="cap per OOD set (0: none)")
     parser.add_argument("--energy-weight", type=float, default=0.1, help="lambda of energy-bounded OE")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--eval-batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")

@@ -435,8 +435,9 @@ def _resume_plan(training_args: OETrainingArguments) -> dict[str, str | None]:
     )
 
 
-def _tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
-    keep = [c for c in ("label",) if c in dataset.column_names]
+def tokenize_dataset(dataset: Dataset, tokenizer, max_length: int, keep: tuple[str, ...] = ("label",)) -> Dataset:
+    """`dataset` with `input_ids` / `attention_mask` of its `text` column truncated to `max_length`; of the other
+    columns only `keep` stays (the recipe's and the benchmarks' tokenization)."""
     remove = [c for c in dataset.column_names if c not in keep]
     return dataset.map(
         lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
@@ -447,7 +448,7 @@ def _tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
 
 
 def _predict(trainer: OETrainer, texts: list[str], tokenizer, max_length: int) -> np.ndarray:
-    return trainer_logits(trainer, _tokenize(Dataset.from_dict({"text": texts}), tokenizer, max_length))[0]
+    return trainer_logits(trainer, tokenize_dataset(Dataset.from_dict({"text": texts}), tokenizer, max_length))[0]
 
 
 def _evaluate(
@@ -569,7 +570,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
 
     if recipe_args.is_rnn:
         tokenizer = _rnn_tokenizer(recipe_args, training_args, data["train"]["text"], max_length, normalization)
-    train = _tokenize(data["train"], tokenizer, max_length)
+    train = tokenize_dataset(data["train"], tokenizer, max_length)
 
     exclude = None
     if recipe_args.exclude_test_overlap:
