@@ -322,7 +322,7 @@ def describe_decision(config, flagged: Mapping[str, float] | None = None, inputs
 
     Args:
         config: the detector's config (`ood_score`, `ood_temperature`, `ood_threshold`, `threshold_calibration`).
-        flagged (`dict`, *optional*): `{ood_set: share flagged}` at the threshold (`oe_text.reporting.flagged_shares`).
+        flagged (`dict`, *optional*): `{ood_set: share flagged}` at the threshold (`OODResults.set_threshold`).
         inputs (`str`, *optional*, defaults to `"input"`): what one item is called.
     """
     threshold, score, temperature = config.ood_threshold, config.ood_score, config.ood_temperature

@@ -177,10 +177,21 @@ class OODResults:
             rows = [[name] + [_fmt(self.metrics[s][name][k]["mean"], digits) for k in keys] for name in self.ood_names]
             mean = self.mean_metrics(s)
             rows.append(["**Mean**"] + [f"**{_fmt(mean[k], digits)}**" for k in keys])
-            parts.append(
-                f"**Score `{s}`** (higher = more anomalous)\n\n"
-                + markdown_table(["OOD set"] + [metric_label(k) for k in keys], rows)
-            )
+            header, caption = ["OOD set"] + [metric_label(k) for k in keys], ""
+            at = (self.settings.get("thresholds") or {}).get(s)
+            if at:
+                # The saved threshold's effect beside the threshold-free metrics: the share of each set it flags.
+                flagged = at["flagged"]
+                for row, name in zip(rows, self.ood_names):
+                    row.append(_fmt(flagged.get(name), digits))
+                rows[-1].append(f"**{_fmt(sum(flagged.values()) / len(flagged), digits)}**" if flagged else "–")
+                header.append(metric_label("flagged"))
+                caption = (
+                    " Flagged: share of each set's scored inputs above the detector's threshold "
+                    f"{at['threshold']:.6g}, "
+                    f"which flags {100 * at['id_flagged']:.{digits}f}% of the ID test inputs."
+                )
+            parts.append(f"**Score `{s}`** (higher = more anomalous).{caption}\n\n" + markdown_table(header, rows))
         if include_calibration is None:
             include_calibration = score is None
         if include_calibration and self.calibration:
@@ -301,6 +312,27 @@ class OODResults:
             raise KeyError(f"score {score!r} was not evaluated; evaluated: {self.score_names}.")
         return self.id_scores[score], self.ood_scores[score]
 
+    def set_threshold(self, score: str, threshold: float) -> dict[str, Any]:
+        """Record a detector's threshold for `score`: the share of the ID test inputs and of each OOD set's scored
+        inputs it flags (`score > threshold`, the detector's rule) then appears in the reports, beside FPR/AUROC/AUPR,
+        and as a line in the histograms.
+
+        Args:
+            score (`str`): an evaluated score.
+            threshold (`float`): the threshold (e.g. `detector.config.ood_threshold`).
+
+        Returns:
+            `dict`: `{"threshold", "id_flagged", "flagged": {ood_set: share}}`, also kept in `settings["thresholds"]`.
+        """
+        ids, ood = self._raw(score)
+        entry = {
+            "threshold": float(threshold),
+            "id_flagged": float(np.mean(np.asarray(ids) > threshold)),
+            "flagged": {name: float(np.mean(np.asarray(v) > threshold)) for name, v in ood.items() if len(v)},
+        }
+        self.settings.setdefault("thresholds", {})[score] = entry
+        return entry
+
     def plot_roc(self, score: str, path: str | os.PathLike | None = None):
         """ROC curve of every OOD set for `score` (ID test vs every scored OOD input); see `plot_roc_curves`."""
         from .plotting import plot_roc_curves
@@ -319,8 +351,14 @@ class OODResults:
         from .plotting import plot_score_histograms
 
         ids, ood = self._raw(score)
+        at = (self.settings.get("thresholds") or {}).get(score)
         return plot_score_histograms(
-            ids, ood, score_name=score, title=f"Score `{score}`: ID test vs every scored OOD input", path=path
+            ids,
+            ood,
+            score_name=score,
+            title=f"Score `{score}`: ID test vs every scored OOD input",
+            threshold=at["threshold"] if at else None,
+            path=path,
         )
 
     def save(self, output_dir: str | os.PathLike, plots: bool = True) -> dict[str, Path]:

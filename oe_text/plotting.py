@@ -84,16 +84,19 @@ def plot_score_histograms(
     score_name: str = "score",
     title: str | None = None,
     bins: int = 40,
+    threshold: float | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 100,
 ):
-    """Density histograms of ID vs OOD scores, one panel per OOD set (a grid of at most 3 columns).
+    """Density histograms of ID vs OOD scores, one panel per OOD set (a grid of at most 3 columns); with a
+    `threshold`, a vertical line marks it and each panel says which share of ID and OOD inputs it flags.
 
     Args:
         id_scores, ood_scores, path, dpi: as `plot_roc_curves`.
         score_name (`str`, *optional*, defaults to `"score"`): x-axis label.
         title (`str`, *optional*): figure title.
         bins (`int`, *optional*, defaults to 40): bins per panel, shared by ID and OOD.
+        threshold (`float`, *optional*): a detector's threshold (`score > threshold` is flagged).
 
     Returns:
         `matplotlib.figure.Figure`.
@@ -112,7 +115,13 @@ def plot_score_histograms(
         edges = np.linspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
         ax.hist(ids, bins=edges, density=True, alpha=0.55, label=f"ID (n={ids.size})")
         ax.hist(ood, bins=edges, density=True, alpha=0.55, label=f"{name} (n={ood.size})")
-        ax.set_title(f"{name}: AUROC {100 * auroc(ids, ood):.1f}", fontsize=9)
+        title_text = f"{name}: AUROC {100 * auroc(ids, ood):.1f}"
+        if threshold is not None:
+            ax.axvline(threshold, color="black", linestyle="--", linewidth=1, label="threshold")
+            title_text += (
+                f"; flags ID {100 * np.mean(ids > threshold):.0f}%, OOD {100 * np.mean(ood > threshold):.0f}%"
+            )
+        ax.set_title(title_text, fontsize=9)
         ax.set_xlabel(f"{score_name} (higher = more anomalous)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7)

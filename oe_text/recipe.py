@@ -54,7 +54,7 @@ from .hub import remote_code_kwargs, resolve_hub_id
 from .inference import trainer_logits
 from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
-from .reporting import budget_warnings, flagged_shares, global_batch_note, report_unavailable
+from .reporting import budget_warnings, global_batch_note, report_unavailable
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
     fit_candidate_scores,
@@ -646,7 +646,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         in_distribution_dataset=id_name,
         ood_results=_ood_results_for_card(baseline, "msp"),
         test_accuracy=baseline.accuracy,
-        flagged=flagged_shares(baseline, "msp", baseline_threshold) or None,
+        flagged=baseline.set_threshold("msp", baseline_threshold)["flagged"] or None,
         unavailable_ood_sets=sorted(unavailable),
         train_examples=len(train),
         baseline_epochs=baseline_args.num_train_epochs if baseline_args.max_steps <= 0 else None,
@@ -740,7 +740,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         tpr=recipe_args.calibration_tpr,
         calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
     )
-    flagged = flagged_shares(oe, chosen, threshold)
+    flagged = oe.set_threshold(chosen, threshold)["flagged"]
     detector.record_oe_provenance(
         in_distribution_dataset=id_name,
         auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",

@@ -11,8 +11,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 
 #: Display name, direction (`"↑"`: higher is better, `"↓"`: lower is better) and definition of each metric key.
 #: `fprXX` keys (FPR at XX% TPR) are handled by `metric_label` / `metric_definition`.
@@ -100,22 +98,6 @@ def percent(value: float | None, digits: int = 2) -> str:
     if value is None or value != value:
         return "–"
     return f"{100 * float(value):.{digits}f}"
-
-
-def flagged_shares(results, score: str, threshold: float) -> dict[str, float]:
-    """Per OOD set, the share of its scored inputs flagged at the saved threshold (`score > threshold`, the
-    detector's decision rule).
-
-    Args:
-        results (`OODResults`): an evaluation holding the raw scores (`ood_scores[score][ood_set]`).
-        score (`str`): the detector's score.
-        threshold (`float`): the detector's threshold.
-
-    Returns:
-        `dict[str, float]`: `{ood_set: fraction}`; empty when the raw scores were not kept.
-    """
-    per_set = (getattr(results, "ood_scores", None) or {}).get(score) or {}
-    return {name: float(np.mean(np.asarray(values) > threshold)) for name, values in per_set.items() if len(values)}
 
 
 def report_unavailable(unavailable: Mapping[str, str], logger, is_main: bool = True) -> None:
@@ -206,7 +188,6 @@ def budget_warnings(
 __all__ = [
     "METRICS",
     "budget_warnings",
-    "flagged_shares",
     "global_batch_note",
     "markdown_table",
     "metric_definition",

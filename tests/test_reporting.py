@@ -4,11 +4,11 @@ import logging
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from oe_text.evaluation import evaluate_ood_from_scores
 from oe_text.reporting import (
     budget_warnings,
-    flagged_shares,
     global_batch_note,
     markdown_table,
     metric_label,
@@ -30,10 +30,20 @@ def results(id_scores, ood_scores, accuracy=None):
     return res
 
 
-def test_flagged_shares_use_the_detectors_rule():
+def test_threshold_effect_in_reports_and_plots(tmp_path):
     res = results([0.0, 0.1, 0.2, 0.3], [0.2, 0.5, 0.9, 0.25])
-    assert flagged_shares(res, "msp", 0.25) == {"a": 0.5}  # strictly greater: 0.25 itself is kept
-    assert flagged_shares(res, "energy", 0.25) == {}
+    entry = res.set_threshold("msp", 0.25)
+    # The detector's rule is strictly greater: 0.25 itself is kept.
+    assert entry == {"threshold": 0.25, "id_flagged": 0.25, "flagged": {"a": 0.5}}
+    table = res.to_markdown(score="msp")
+    assert "| OOD set | FPR90 ↓ | AUROC ↑ | AUPR-Out ↑ |" in table and "Flagged ↑ |" in table
+    assert "threshold 0.25, which flags 25.00% of the ID test inputs" in table
+    assert table.splitlines()[-2].endswith("| 50.00 |") and table.splitlines()[-1].endswith("| **50.00** |")
+    fig = res.plot_histograms("msp", path=tmp_path / "hist.png")
+    assert "flags ID 25%, OOD 50%" in fig.axes[0].get_title()
+    assert any(line.get_label() == "threshold" for line in fig.axes[0].lines)
+    with pytest.raises(KeyError, match="energy"):
+        res.set_threshold("energy", 0.0)
 
 
 def test_budget_warnings_when_oe_made_things_worse():

@@ -37,7 +37,7 @@ from transformers.utils import logging
 from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits, plan_ood_subsets
 from ..folders import remove_empty_folders
 from ..inference import trainer_logits
-from ..reporting import budget_warnings, flagged_shares, global_batch_note, markdown_table, report_unavailable
+from ..reporting import budget_warnings, global_batch_note, markdown_table, report_unavailable
 from ..trainer import OETrainer
 from ..training_args import OETrainingArguments, parse_args_with_defaults
 from .data import (
@@ -596,7 +596,7 @@ def _save_outputs(out_dir: Path, runs: dict, args: VisionRecipeArguments, traini
                 else None
             ),
             baseline_test_accuracy=baseline.accuracy if baseline is not None else None,
-            flagged=(flagged_shares(detection, score, threshold) or None) if threshold is not None else None,
+            flagged=(detection.set_threshold(score, threshold)["flagged"] or None) if threshold is not None else None,
             evaluation={
                 "dataset": args.dataset,
                 "protocol": "paper",
