@@ -14,9 +14,17 @@ from transformers import DataCollatorWithPadding, Trainer, default_data_collator
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, has_length
 from transformers.utils import logging
 
-from .losses import energy_margin_loss, outlier_exposure_loss
+from .losses import (
+    causal_lm_labels,
+    energy_margin_loss,
+    language_modeling_loss,
+    lm_margin_ranking_loss,
+    outlier_exposure_loss,
+    token_outlier_exposure_loss,
+)
+from .modeling_lm import ensure_pad_token, is_causal_lm
 from .outlier_stream import OutlierStream
-from .training_args import OETrainingArguments
+from .training_args import CAUSAL_LM_OE_LOSSES, CLASSIFIER_OE_LOSSES, OETrainingArguments
 
 
 logger = logging.get_logger(__name__)
@@ -85,6 +93,13 @@ class OETrainer(Trainer):
     `energy_margin_loss` on both parts. Both terms are logged (`ce_loss`, `oe_loss`). With `oe_weight=0` or no
     `outlier_dataset` the trainer is exactly `transformers.Trainer`.
 
+    **Causal language models** (any `AutoModelForCausalLM`, see `oe_text.modeling_lm`) are trained the same way with
+    per-token terms: `ce_loss` is the next-token cross-entropy of the in-distribution rows (`labels` from the batch,
+    or the input ids with padding masked), and the OE term is `token_outlier_exposure_loss` (`oe_loss="uniform"`,
+    the paper's `NLP_language_modeling/train.py`) or `lm_margin_ranking_loss` (`oe_loss="margin"`, margin
+    `args.oe_margin`). Each term is a mean over its micro-batch's tokens, so gradient accumulation equals one large
+    batch when micro-batches hold the same number of tokens (fixed-length blocks, as the paper's segments).
+
     The outliers come from an `OutlierStream`: reshuffled every pass, endless, disjoint across processes, seeded by
     `args.oe_seed` (default `args.seed`), and saved in every checkpoint so that resuming continues the stream.
 
@@ -115,6 +130,9 @@ class OETrainer(Trainer):
             )
         super().__init__(model, args, *trainer_args, **kwargs)
         self.oe_active = outlier_dataset is not None and args.oe_weight > 0
+        self.is_causal_lm = is_causal_lm(self.model)
+        if self.oe_active:
+            self._check_oe_loss_for_model()
         self.outlier_stream: OutlierStream | None = None
         self._oe_logs: dict[str, list[torch.Tensor]] = {"ce_loss": [], "oe_loss": []}
         if not self.oe_active:
@@ -131,6 +149,17 @@ class OETrainer(Trainer):
             world_size=self.accelerator.num_processes,
             shuffle_buffer_size=args.oe_shuffle_buffer_size,
         )
+
+    def _check_oe_loss_for_model(self) -> None:
+        allowed = CAUSAL_LM_OE_LOSSES if self.is_causal_lm else CLASSIFIER_OE_LOSSES
+        if self.args.oe_loss not in allowed:
+            kind = "a causal language model" if self.is_causal_lm else "a classifier"
+            raise ValueError(
+                f"`oe_loss={self.args.oe_loss!r}` does not apply to {kind} ({type(self.model).__name__}); "
+                f"use one of {list(allowed)}."
+            )
+        if self.is_causal_lm and hasattr(self.processing_class, "pad"):
+            ensure_pad_token(self.processing_class)  # outlier batches are padded
 
     # ------------------------------------------------------------------ outlier data
     def _prepare_outlier_dataset(self, dataset):
@@ -209,6 +238,8 @@ class OETrainer(Trainer):
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
+        if self.is_causal_lm:
+            return self._compute_causal_lm_loss(model, inputs, return_outputs)
         inputs = dict(inputs)
         labels = next((inputs.pop(k) for k in _LABEL_KEYS if k in inputs), None)
         if labels is None:
@@ -237,6 +268,37 @@ class OETrainer(Trainer):
             oe = outlier_exposure_loss(out_logits)
         loss = ce + self.args.oe_weight * oe
         # Kept as tensors: a .item() here would synchronise the device on every micro-batch.
+        self._oe_logs["ce_loss"].append(ce.detach())
+        self._oe_logs["oe_loss"].append(oe.detach())
+        if return_outputs:
+            outputs["logits"] = id_logits
+            return loss, outputs
+        return loss
+
+    def _compute_causal_lm_loss(self, model, inputs: dict[str, Any], return_outputs: bool):
+        """Next-token CE on the in-distribution rows + `oe_weight` x per-token OE term on the outlier rows."""
+        inputs = {k: v for k, v in inputs.items() if k not in ("label", "label_ids")}
+        labels = inputs.pop("labels", None)
+        if labels is None:
+            labels = causal_lm_labels(inputs["input_ids"], inputs.get("attention_mask"))
+        n_in = labels.shape[0]
+        outliers = self._prepare_inputs(self.outlier_stream.next_batch())
+        pad_values, side = self._pad_values()
+        batch = concat_id_and_outliers(inputs, outliers, pad_values, side)
+        outputs = model(**batch)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        # The in-distribution rows may have been padded to the outliers' length: their labels get -100 there.
+        labels = _pad_to(labels, logits.shape[1], -100, side)
+        id_logits, out_logits = logits[:n_in], logits[n_in:]
+        mask = batch.get("attention_mask")
+        out_mask = mask[n_in:] if mask is not None else None
+        ce = language_modeling_loss(id_logits, labels)
+        if self.args.oe_loss == "margin":
+            out_labels = causal_lm_labels(batch["input_ids"][n_in:], out_mask)
+            oe = lm_margin_ranking_loss(id_logits, labels, out_logits, out_labels, margin=self.args.oe_margin)
+        else:
+            oe = token_outlier_exposure_loss(out_logits, out_mask)
+        loss = ce + self.args.oe_weight * oe
         self._oe_logs["ce_loss"].append(ce.detach())
         self._oe_logs["oe_loss"].append(oe.detach())
         if return_outputs:

@@ -1,0 +1,174 @@
+"""Language models as OOD detectors: helpers shared by `OETrainer`, the LM scores and the LM recipe.
+
+Conventions of the language-model path (Hendrycks et al. 2019, `NLP_language_modeling/`):
+
+* **Causal LMs only.** `is_causal_lm` recognises any `AutoModelForCausalLM` class (GPT-2, Llama, ...); an encoder or
+  a sequence classifier is rejected with an error naming the class.
+* **Padding.** Batches are padded, and what is padding is decided by the attention mask, never by the pad id. A
+  tokenizer without a pad token gets its end-of-text token as pad token (`ensure_pad_token`; GPT-2's usual set-up),
+  and fails with a clear error when it has neither.
+* **Beginning of text.** A causal LM never predicts the first token it is given. When the tokenizer defines a
+  beginning-of-text token that it does not add itself (GPT-2's `<|endoftext|>`), `encode_for_lm` prepends it, so
+  every token of the text is predicted and a one-token text still has a likelihood.
+* **Long texts.** Texts longer than the model's context are truncated to their **first** `max_length` tokens (the
+  beginning-of-text token included), `max_length` being the smallest of the tokenizer's `model_max_length`, the
+  model's context (`n_positions` / `max_position_embeddings`) and an explicit `max_length`.
+* **Empty texts** (empty or whitespace only) are an error naming their index: there is no token to score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers.utils import logging
+
+from .losses import causal_lm_labels
+
+
+logger = logging.get_logger(__name__)
+
+_CONTEXT_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "seq_length", "max_sequence_length")
+
+
+def is_causal_lm(model) -> bool:
+    """Whether `model` (possibly wrapped by DDP/PEFT/`torch.compile`) is a causal language model.
+
+    True for the classes `AutoModelForCausalLM` maps a config to (by class name, as `transformers.Trainer` does), for
+    classes registered with `AutoModelForCausalLM.register`, and for models declaring `is_causal_lm = True`.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    for attr in ("module", "_orig_mod"):
+        model = getattr(model, attr, model)
+    if hasattr(model, "get_base_model") and callable(model.get_base_model):
+        model = model.get_base_model()
+    if getattr(model, "is_causal_lm", False) is True:
+        return True
+    cls = type(model)
+    if cls.__name__ in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
+        return True
+    return cls in MODEL_FOR_CAUSAL_LM_MAPPING._extra_content.values()
+
+
+def check_causal_lm(model, argument: str = "model") -> None:
+    """Raise a `ValueError` naming the class when `model` is not a causal language model."""
+    if not is_causal_lm(model):
+        raise ValueError(
+            f"`{argument}` must be a causal language model (a class AutoModelForCausalLM loads, e.g. "
+            f"GPT2LMHeadModel), got {type(model).__name__}. Sequence classifiers are trained with OETrainer on "
+            "labelled data and served by OEClassifier."
+        )
+
+
+def ensure_pad_token(tokenizer) -> Any:
+    """Give `tokenizer` a pad token when it has none: its end-of-text (eos) token, else an error.
+
+    Padding is masked by the attention mask everywhere in the LM path, so reusing the eos token is safe.
+
+    Returns:
+        the same tokenizer.
+    """
+    if getattr(tokenizer, "pad_token", None) is not None:
+        return tokenizer
+    eos = getattr(tokenizer, "eos_token", None)
+    if eos is None:
+        raise ValueError(
+            f"The tokenizer ({type(tokenizer).__name__}) has no pad token and no eos token to use as one; batches of "
+            "texts need padding. Set one, e.g. `tokenizer.add_special_tokens({'pad_token': '<pad>'})` and resize the "
+            "model's embeddings."
+        )
+    logger.info(f"The tokenizer has no pad token; using its eos token {eos!r} (padding is masked by attention_mask).")
+    tokenizer.pad_token = eos
+    return tokenizer
+
+
+def context_length(model_or_config) -> int | None:
+    """The maximum sequence length (`n_positions`, `max_position_embeddings`, ...) if the config states one."""
+    config = getattr(model_or_config, "config", model_or_config)
+    for name in _CONTEXT_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def lm_max_length(tokenizer, model_or_config=None, max_length: int | None = None) -> int | None:
+    """Truncation length: the smallest of `max_length`, the tokenizer's `model_max_length` and the model's context."""
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
+        raise ValueError(f"`max_length` must be an integer >= 2 (a token and its successor), got {max_length!r}.")
+    limits = [max_length, getattr(tokenizer, "model_max_length", None)]
+    if model_or_config is not None:
+        limits.append(context_length(model_or_config))
+    limits = [m for m in limits if isinstance(m, int) and 0 < m < 1_000_000]
+    return min(limits) if limits else None
+
+
+def check_texts(texts: str | Sequence[str]) -> list[str]:
+    """`texts` as a non-empty list of non-blank strings; errors name the offending index."""
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise ValueError("`texts` is empty: pass at least one string.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"`texts[{i}]` must be a string, got {type(text).__name__}.")
+        if not text.strip():
+            raise ValueError(f"`texts[{i}]` is empty or whitespace only: a language model has no token to score.")
+    return texts
+
+
+def _prepends_bos(tokenizer) -> int | None:
+    """The bos id to prepend, or None when the tokenizer has none or already adds it."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return None if probe and probe[0] == bos else bos
+
+
+def encode_for_lm(
+    tokenizer, texts: Sequence[str], max_length: int | None = None, check: bool = True
+) -> dict[str, list[list[int]]]:
+    """Tokenize texts for a causal LM with the rules of the module docstring (bos prepended, first tokens kept).
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        texts (list of `str`): non-blank texts (`check=False` skips the check, for dataset `map` over clean text).
+        max_length (`int`, *optional*): keep at most this many tokens per text (bos included).
+
+    Returns:
+        `dict` with `input_ids` and `attention_mask`, lists of lists (unpadded).
+    """
+    if check:
+        texts = check_texts(texts)
+    bos = _prepends_bos(tokenizer)
+    limit = None if max_length is None else max_length - (bos is not None)
+    enc = tokenizer(list(texts), truncation=limit is not None, max_length=limit)
+    ids = [([bos] if bos is not None else []) + list(row) for row in enc["input_ids"]]
+    return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+
+
+class CausalLMCollator:
+    """Pads tokenized rows with the tokenizer and adds `labels` = input ids with padding set to -100.
+
+    Unlike `DataCollatorForLanguageModeling`, which masks every token equal to the pad id, the attention mask decides
+    what is padding (so an eos token reused as pad token stays a target where it is real text).
+    """
+
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
+        self.tokenizer = ensure_pad_token(tokenizer)
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        keep = ("input_ids", "attention_mask")
+        batch = self.tokenizer.pad(
+            [{k: row[k] for k in keep if k in row} for row in rows],
+            padding=True,
+            pad_to_multiple_of=self.pad_to_multiple_of,
+            return_tensors="pt",
+        )
+        batch["labels"] = causal_lm_labels(batch["input_ids"], batch.get("attention_mask"))
+        return dict(batch)
