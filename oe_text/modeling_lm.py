@@ -21,9 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers.utils import logging
 
+from .lm_scores import compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
 
 
@@ -52,13 +55,39 @@ def is_causal_lm(model) -> bool:
     return cls in MODEL_FOR_CAUSAL_LM_MAPPING._extra_content.values()
 
 
-def check_causal_lm(model, argument: str = "model") -> None:
-    """Raise a `ValueError` naming the class when `model` is not a causal language model."""
+def check_causal_lm(model, argument: str = "model", probe: bool = True) -> None:
+    """Raise a `ValueError` naming the class when `model` is not a causal language model.
+
+    With `probe=True` the model also runs once on 4 tokens to check that a prediction does not depend on later tokens:
+    `AutoModelForCausalLM` also loads encoders such as BERT (`BertLMHeadModel`), which attend both ways unless
+    configured as decoders, so their "likelihoods" would peek at the token they predict.
+    """
     if not is_causal_lm(model):
         raise ValueError(
             f"`{argument}` must be a causal language model (a class AutoModelForCausalLM loads, e.g. "
             f"GPT2LMHeadModel), got {type(model).__name__}. Sequence classifiers are trained with OETrainer on "
             "labelled data and served by OEClassifier."
+        )
+    if not probe:
+        return
+    vocab = int(getattr(model.config, "vocab_size", 2) or 2)
+    device = next(model.parameters()).device
+    ids = torch.tensor([[1 % vocab, 2 % vocab, 3 % vocab, 4 % vocab]], device=device)
+    changed = ids.clone()
+    changed[0, -1] = 5 % vocab if vocab > 5 else 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            a = model(input_ids=ids).logits[0, :-1].float()
+            b = model(input_ids=changed).logits[0, :-1].float()
+    finally:
+        model.train(was_training)
+    if not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
+        raise ValueError(
+            f"`{argument}` ({type(model).__name__}) is not causal: its predictions at earlier positions change with "
+            "the last token, so it sees the tokens it should predict (an encoder such as BERT loaded with "
+            "AutoModelForCausalLM without `is_decoder=True`). Use a decoder-only language model."
         )
 
 
@@ -130,7 +159,7 @@ def _prepends_bos(tokenizer) -> int | None:
 
 
 def encode_for_lm(
-    tokenizer, texts: Sequence[str], max_length: int | None = None, check: bool = True
+    tokenizer, texts: Sequence[str], max_length: int | None = None, check: bool = True, num_characters: bool = False
 ) -> dict[str, list[list[int]]]:
     """Tokenize texts for a causal LM with the rules of the module docstring (bos prepended, first tokens kept).
 
@@ -138,17 +167,29 @@ def encode_for_lm(
         tokenizer: a Hugging Face tokenizer.
         texts (list of `str`): non-blank texts (`check=False` skips the check, for dataset `map` over clean text).
         max_length (`int`, *optional*): keep at most this many tokens per text (bos included).
+        num_characters (`bool`, *optional*): also return `num_characters`, the characters the kept tokens cover
+            (from a fast tokenizer's offsets: the end of the last kept token; else the text's length).
 
     Returns:
-        `dict` with `input_ids` and `attention_mask`, lists of lists (unpadded).
+        `dict` with `input_ids` and `attention_mask`, lists of lists (unpadded), and `num_characters` when asked.
     """
     if check:
         texts = check_texts(texts)
+    texts = list(texts)
     bos = _prepends_bos(tokenizer)
     limit = None if max_length is None else max_length - (bos is not None)
-    enc = tokenizer(list(texts), truncation=limit is not None, max_length=limit)
+    offsets = num_characters and getattr(tokenizer, "is_fast", False)
+    enc = tokenizer(texts, truncation=limit is not None, max_length=limit, return_offsets_mapping=offsets)
     ids = [([bos] if bos is not None else []) + list(row) for row in enc["input_ids"]]
-    return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+    out = {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+    if num_characters:
+        if offsets:
+            out["num_characters"] = [
+                max([end for _, end in row] + [0]) or len(t) for row, t in zip(enc["offset_mapping"], texts)
+            ]
+        else:
+            out["num_characters"] = [len(t) for t in texts]
+    return out
 
 
 class CausalLMCollator:
@@ -172,3 +213,70 @@ class CausalLMCollator:
         )
         batch["labels"] = causal_lm_labels(batch["input_ids"], batch.get("attention_mask"))
         return dict(batch)
+
+
+@torch.no_grad()
+def score_texts_with_lm(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    scores: Sequence[str] = ("nll", "kl_uniform", "max_prob"),
+    batch_size: int = 32,
+    max_length: int | None = None,
+    temperature: float = 1.0,
+    progress: bool | str = False,
+) -> dict[str, np.ndarray]:
+    """OOD scores (`oe_text.lm_scores`) of raw texts under a causal LM, batched, under `no_grad`, in the texts' order.
+
+    Texts are encoded with `encode_for_lm` (bos prepended, first `max_length` tokens kept; `max_length` defaults to
+    the model's context), sorted by length to keep padding small, and sent to the model's device in batches; only
+    the per-text scores are kept, never the `(n, T, V)` logits.
+
+    Returns:
+        `dict` score name -> `np.ndarray` of shape `(len(texts),)`, float64, higher = more anomalous.
+    """
+    texts = check_texts(texts)
+    scores = list(scores)
+    for name in scores:
+        get_lm_score_fn(name)
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    ensure_pad_token(tokenizer)
+    limit = lm_max_length(tokenizer, model, max_length)
+    enc = encode_for_lm(tokenizer, texts, max_length=limit, check=False, num_characters="bpc" in scores)
+    order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {name: [] for name in scores}
+    bar = tqdm(
+        range(0, len(texts), batch_size),
+        desc=progress if isinstance(progress, str) else "scoring",
+        disable=not progress,
+        leave=False,
+    )
+    try:
+        for start in bar:
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad(
+                [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in idx],
+                padding=True,
+                return_tensors="pt",
+            ).to(device)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            chars = [enc["num_characters"][i] for i in idx] if "bpc" in scores else None
+            for name in scores:
+                out[name].append(
+                    compute_lm_score(
+                        name,
+                        logits,
+                        batch["input_ids"],
+                        batch["attention_mask"],
+                        temperature=temperature,
+                        num_characters=chars,
+                    )
+                )
+    finally:
+        model.train(was_training)
+    inverse = np.argsort(order, kind="stable")
+    return {name: np.concatenate(values)[inverse] for name, values in out.items()}
