@@ -62,7 +62,7 @@ _CALIBRATE_HINT = (
 )
 
 
-def validate_detection_config(config, check_score: bool = True) -> None:
+def validate_detection_config(config, check_score: bool = True, score_fn=get_score_fn) -> None:
     """Check the detection fields of `config` (see the module docstring) and raise a clear error on a bad value.
 
     Args:
@@ -70,6 +70,8 @@ def validate_detection_config(config, check_score: bool = True) -> None:
         check_score (`bool`, *optional*, defaults to `True`): also check that `ood_score` is a registered score.
             Configs skip this when loading, so that a detector saved with a custom score (`register_score`) still
             loads, and fails only when the score is computed without it being registered.
+        score_fn (`Callable`, *optional*): looks a score name up (raising on an unknown one); default the logit
+            scores' `get_score_fn` (language-model detectors pass `oe_text.lm_scores.get_lm_score_fn`).
 
     Raises:
         `AttributeError`: a detection field is missing. `ValueError`: a field has an invalid value.
@@ -83,7 +85,7 @@ def validate_detection_config(config, check_score: bool = True) -> None:
     if not isinstance(config.ood_score, str):
         raise ValueError(f"`ood_score` must be the name of a score, got {config.ood_score!r}.")
     if check_score:
-        get_score_fn(config.ood_score)  # raises ValueError listing the known scores
+        score_fn(config.ood_score)  # raises ValueError listing the known scores
     temperature = config.ood_temperature
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"`ood_temperature` must be a number > 0, got {temperature!r}.")
@@ -142,8 +144,14 @@ class OODDetectorMixin:
     """OOD scores, threshold calibration and per-input decisions for a classifier whose config has detection fields.
 
     The host class must provide `self.config` (with the fields of `DETECTION_CONFIG_DEFAULTS` and `id2label`) and,
-    for `calibrate_threshold` on raw inputs, `compute_ood_scores(inputs, **kwargs)`.
+    for `calibrate_threshold` on raw inputs, `compute_ood_scores(inputs, **kwargs)`. `get_ood_score_fn` names the
+    score registry (the logit scores; language-model detectors use `oe_text.lm_scores`).
     """
+
+    @staticmethod
+    def get_ood_score_fn(name: str):
+        """The score function called `name` in this detector's registry; a `ValueError` lists the known names."""
+        return get_score_fn(name)
 
     def ood_scores_from_logits(self, logits) -> np.ndarray:
         """OOD scores of `logits` with the config's `ood_score` and `ood_temperature`.
@@ -154,7 +162,7 @@ class OODDetectorMixin:
         Returns:
             `np.ndarray` of shape `(n,)` in float64; higher = more anomalous.
         """
-        validate_detection_config(self.config)
+        validate_detection_config(self.config, score_fn=self.get_ood_score_fn)
         return compute_score(self.config.ood_score, logits, temperature=float(self.config.ood_temperature))
 
     def compute_ood_scores(self, inputs, **kwargs) -> np.ndarray:
@@ -171,7 +179,7 @@ class OODDetectorMixin:
             ood_score (`str`): a name in `oe_text.scores.LOGIT_SCORES`.
             temperature (`float`, *optional*, defaults to 1.0): the score's temperature, > 0.
         """
-        get_score_fn(ood_score)
+        self.get_ood_score_fn(ood_score)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {temperature}.")
         changed = (ood_score, float(temperature)) != (self.config.ood_score, float(self.config.ood_temperature))
@@ -227,7 +235,7 @@ class OODDetectorMixin:
                 ood_score if ood_score is not None else self.config.ood_score,
                 temperature if temperature is not None else self.config.ood_temperature,
             )
-        validate_detection_config(self.config)
+        validate_detection_config(self.config, score_fn=self.get_ood_score_fn)
         if not isinstance(tpr, (int, float)) or isinstance(tpr, bool) or not 0 < tpr <= 1:
             raise ValueError(f"`tpr` must be in (0, 1], got {tpr!r}.")
         if isinstance(calibration_data, str):

@@ -11,7 +11,9 @@
    likelihood `nll`, `max_prob`) under the paper's protocol (OOD:ID = 1:5, FPR at 90% TPR), print them side by side,
    and check the **likelihood paradox**: which share of OOD texts the LM finds *more* likely than the median
    in-distribution text, before and after OE;
-4. calibrate the OE model's threshold on in-distribution validation text and save it as an `OELanguageModelDetector`.
+4. calibrate the OE model's threshold on in-distribution validation text (`--detector_score`, default the paper's
+   `kl_uniform`) and save it as an `OELanguageModelDetector` (with its tokenizer and model card) in
+   `output_dir/detector`.
 
 The default model is a small GPT-2 built from a config with a sentencepiece tokenizer trained on the in-distribution
 text (the paper's QRNN is trained from scratch too); any Hub causal LM id (`--model gpt2`) also works. The paper's
@@ -46,7 +48,14 @@ from .evaluation import OODResults, compare_results, evaluate_ood_from_scores, p
 from .hub import load_hub_dataset, resolve_hub_id
 from .lm_scores import LM_SCORES
 from .metrics import auroc
-from .modeling_lm import CausalLMCollator, check_causal_lm, encode_for_lm, ensure_pad_token, score_texts_with_lm
+from .modeling_lm import (
+    CausalLMCollator,
+    OELanguageModelDetector,
+    check_causal_lm,
+    encode_for_lm,
+    ensure_pad_token,
+    score_texts_with_lm,
+)
 from .tokenization import train_sentencepiece_tokenizer
 from .trainer import OETrainer
 from .training_args import OETrainingArguments
@@ -513,12 +522,42 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
             output_dir=output_dir,
             timings=timings,
         )
-        _save(result, recipe_args, tokenizer, model, validation, training_args)
+        detector = OELanguageModelDetector.from_lm(model, tokenizer, truncation_length=max_length)
+        detector.set_ood_score(recipe_args.detector_score)
+        result.threshold = detector.calibrate_threshold(
+            validation["text"],
+            tpr=recipe_args.calibration_tpr,
+            calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
+            batch_size=training_args.per_device_eval_batch_size,
+        )
+        detector.record_oe_provenance(
+            training_args=training_args,
+            in_distribution_dataset=ID_PRESETS[recipe_args.dataset].hub_id
+            if recipe_args.dataset in ID_PRESETS
+            else recipe_args.dataset,
+            auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",
+            ood_results=_card_results(oe, recipe_args.detector_score),
+            baseline_ood_results=_card_results(baseline, recipe_args.detector_score),
+            likelihood_paradox=after,
+            protocol=recipe_args.protocol,
+            seed=training_args.seed,
+        )
+        result.detector_dir = output_dir / "detector"
+        detector.save_pretrained(result.detector_dir)
+        _save(result, recipe_args)
     oe_trainer.accelerator.wait_for_everyone()
     return result
 
 
-def _save(result: LMRecipeResult, recipe_args, tokenizer, model, validation, training_args) -> None:
+def _card_results(results: OODResults, score: str) -> dict[str, dict[str, float]] | None:
+    if score not in results.metrics:
+        return None
+    table = {name: {k: v["mean"] for k, v in metrics.items()} for name, metrics in results.metrics[score].items()}
+    table["mean"] = results.mean_metrics(score)
+    return table
+
+
+def _save(result: LMRecipeResult, recipe_args: LMRecipeArguments) -> None:
     out = result.output_dir
     out.mkdir(parents=True, exist_ok=True)
     result.baseline.save(out / "results" / "baseline")
@@ -529,6 +568,7 @@ def _save(result: LMRecipeResult, recipe_args, tokenizer, model, validation, tra
         "likelihood_paradox": result.likelihood_paradox,
         "id_test_mean_nll": result.id_nll,
         "timings_s": result.timings,
+        "threshold": result.threshold,
         "baseline": result.baseline.to_dict(),
         "oe": result.oe.to_dict(),
     }

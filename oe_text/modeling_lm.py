@@ -1,4 +1,7 @@
-"""Language models as OOD detectors: helpers shared by `OETrainer`, the LM scores and the LM recipe.
+"""Language models as OOD detectors: `OELanguageModelDetector` and the helpers `OETrainer` and the LM recipe share.
+
+Importing this module registers `OELanguageModelConfig` with `AutoConfig` (model type `"oe-language-model"`) and
+`OELanguageModelDetector` with `AutoModelForCausalLM`.
 
 Conventions of the language-model path (Hendrycks et al. 2019, `NLP_language_modeling/`):
 
@@ -18,16 +21,23 @@ Conventions of the language-model path (Hendrycks et al. 2019, `NLP_language_mod
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging
 
+from .configuration_lm import OELanguageModelConfig
+from .detection import DetectorHubMixin, OODDetectorMixin
+from .hub import resolve_hub_id
 from .lm_scores import compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
+from .modelcard import build_lm_model_card
 
 
 logger = logging.get_logger(__name__)
@@ -280,3 +290,216 @@ def score_texts_with_lm(
         model.train(was_training)
     inverse = np.argsort(order, kind="stable")
     return {name: np.concatenate(values)[inverse] for name, values in out.items()}
+
+
+# ------------------------------------------------------------------------------------------------ the detector
+class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
+    """A causal language model as an OOD detector (Outlier Exposure for LMs, Hendrycks et al. 2019).
+
+    Wraps any `AutoModelForCausalLM` model (`self.lm`) and scores texts with `oe_text.lm_scores` (default the
+    paper's `kl_uniform`; `nll`, `bpc`, `max_prob`). The score, its temperature and the calibrated threshold live in
+    the config (`OELanguageModelConfig`), so `save_pretrained` / `push_to_hub` (safetensors, the tokenizer, a model
+    card) and `from_pretrained` / `AutoModelForCausalLM.from_pretrained` restore the decision rule; nothing needs
+    `trust_remote_code` (importing `oe_text` registers the classes with the Auto API).
+
+    Build one with `from_lm(model_or_id, tokenizer)`; train the wrapped LM with `OETrainer` (before or after
+    wrapping: the detector is itself a causal LM, `forward` is the LM's), `calibrate_threshold(validation_texts)`,
+    then `detect(texts)`.
+
+    Attributes:
+        tokenizer: the tokenizer `detect` uses; set by `from_lm` and `from_pretrained`, saved by `save_pretrained`.
+    """
+
+    config_class = OELanguageModelConfig
+    base_model_prefix = "lm"
+    main_input_name = "input_ids"
+    is_causal_lm = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: OELanguageModelConfig, lm: PreTrainedModel | None = None):
+        super().__init__(config)
+        if lm is None:
+            if config.lm_config is None:
+                raise ValueError(
+                    "OELanguageModelConfig.lm_config is not set; build a detector with "
+                    "`OELanguageModelDetector.from_lm(model_or_id, tokenizer)` or load one with `from_pretrained`."
+                )
+            lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config.lm_config))
+        self.lm = lm
+        self.tokenizer = None
+        self.post_init()
+
+    def _init_weights(self, module) -> None:
+        """The wrapped LM initialises its own modules (dispatched by `post_init`); the wrapper has none."""
+
+    def get_input_embeddings(self):
+        return self.lm.get_input_embeddings()
+
+    def get_output_embeddings(self):
+        return self.lm.get_output_embeddings()
+
+    @classmethod
+    def from_lm(
+        cls, model_or_name: PreTrainedModel | str | os.PathLike, tokenizer=None, **config_kwargs
+    ) -> OELanguageModelDetector:
+        """Wrap a causal LM (an instance, or a Hub id / folder loaded with `AutoModelForCausalLM`) as a detector.
+
+        Args:
+            model_or_name: the LM, or where to load it from (resolved through the offline mirror when set).
+            tokenizer (*optional*): its tokenizer; default: loaded from `model_or_name` when that is an id or folder.
+                Given a pad token if it has none (`ensure_pad_token`).
+            config_kwargs: `OELanguageModelConfig` fields (`ood_score`, `truncation_length`, ...).
+
+        Raises:
+            `ValueError`: the model is not a causal LM (see `check_causal_lm`).
+        """
+        name = None
+        if isinstance(model_or_name, (str, os.PathLike)):
+            name = os.fspath(model_or_name)
+            path = resolve_hub_id(name, "model")
+            model_or_name = AutoModelForCausalLM.from_pretrained(path)
+            if tokenizer is None:
+                tokenizer = AutoTokenizer.from_pretrained(path)
+        lm = model_or_name
+        check_causal_lm(lm, argument="model_or_name")
+        config_kwargs.setdefault("base_model_name", name or getattr(lm.config, "_name_or_path", None) or None)
+        config = OELanguageModelConfig(lm_config=lm.config.to_dict(), **config_kwargs)
+        for tensor in (*lm.parameters(), *lm.buffers()):
+            tensor._is_hf_initialized = True  # keep the LM's weights: post_init must not re-initialise them
+        detector = cls(config, lm=lm)
+        detector.tokenizer = ensure_pad_token(tokenizer) if tokenizer is not None else None
+        detector.train(lm.training)
+        return detector
+
+    def forward(self, *args, **kwargs):
+        """The wrapped LM's forward (a `CausalLMOutput`): the detector trains with `OETrainer` like any causal LM."""
+        return self.lm(*args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------ scoring
+    def _tokenizer_or_raise(self, tokenizer):
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        if tokenizer is None:
+            raise ValueError(
+                "This detector has no tokenizer: pass `tokenizer=`, or set `model.tokenizer` (from_lm and "
+                "from_pretrained attach one)."
+            )
+        return ensure_pad_token(tokenizer)
+
+    def score_texts(
+        self,
+        texts: str | Sequence[str],
+        scores: Sequence[str] | None = None,
+        batch_size: int = 32,
+        tokenizer=None,
+        max_length: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-text LM scores (default: the config's `ood_score`, plus `nll`), higher = more anomalous.
+
+        Texts are encoded with `encode_for_lm` (bos prepended when the tokenizer has one, first `max_length`
+        tokens kept; default `config.truncation_length`, else the LM's context); see the module docstring.
+        """
+        tokenizer = self._tokenizer_or_raise(tokenizer)
+        if scores is None:
+            scores = list(dict.fromkeys([self.config.ood_score, "nll"]))
+        return score_texts_with_lm(
+            self.lm,
+            tokenizer,
+            texts,
+            scores=scores,
+            batch_size=batch_size,
+            max_length=max_length if max_length is not None else self.config.truncation_length,
+            temperature=float(self.config.ood_temperature),
+        )
+
+    def compute_ood_scores(
+        self, texts: Sequence[str], batch_size: int = 32, tokenizer=None, max_length: int | None = None
+    ) -> np.ndarray:
+        """OOD scores of raw texts with the config's `ood_score` and `ood_temperature` (for `calibrate_threshold`)."""
+        score = self.config.ood_score
+        return self.score_texts(texts, [score], batch_size, tokenizer, max_length)[score]
+
+    def detect(
+        self,
+        texts: str | Sequence[str],
+        batch_size: int = 32,
+        tokenizer=None,
+        threshold: float | None = None,
+        require_threshold: bool = False,
+        max_length: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Score texts and flag the out-of-distribution ones.
+
+        Returns:
+            `list[dict]`, one per text, with `ood_score` (the config's score, higher = more anomalous), `is_ood`
+            (`bool`; `None` when no threshold is calibrated and none is passed), `nll` (mean negative
+            log-likelihood per token, nats) and `perplexity` (`exp(nll)`).
+        """
+        score = self.config.ood_score
+        values = self.score_texts(texts, None, batch_size, tokenizer, max_length)
+        decisions = self.ood_decisions(values[score], threshold=threshold, require_threshold=require_threshold)
+        return [
+            {"ood_score": float(s), "is_ood": d, "nll": float(n), "perplexity": float(np.exp(n))}
+            for s, d, n in zip(values[score].tolist(), decisions, values["nll"].tolist())
+        ]
+
+    # ------------------------------------------------------------------------------------------------ detection core
+    @staticmethod
+    def get_ood_score_fn(name: str):
+        """LM detectors score with `oe_text.lm_scores` (`kl_uniform`, `nll`, `bpc`, `max_prob`, registered ones)."""
+        return get_lm_score_fn(name)
+
+    def ood_scores_from_logits(self, logits) -> np.ndarray:
+        raise NotImplementedError(
+            "LM scores need the token ids and padding mask besides the logits: use `detector.score_texts(texts)` or "
+            "`oe_text.lm_scores.compute_lm_score(name, logits, input_ids, attention_mask)`."
+        )
+
+    def record_oe_provenance(self, training_args=None, **values) -> dict[str, Any]:
+        """Record how the detector was trained and evaluated (`config.oe`, read by the model card).
+
+        Args:
+            training_args (`OETrainingArguments`, *optional*): fills `oe_weight` and `oe_loss` when not given.
+            values: JSON-serialisable entries, e.g. `in_distribution_dataset`, `auxiliary_dataset`, `ood_results`
+                (`{ood_set: {metric: value}}`), `likelihood_paradox`.
+        """
+        if training_args is not None:
+            for key in ("oe_weight", "oe_loss"):
+                values.setdefault(key, getattr(training_args, key, None))
+        oe = dict(self.config.oe or {})
+        oe.update({k: v for k, v in values.items() if v is not None})
+        json.dumps(oe)  # fail now, not at save time, on values config.json cannot hold
+        self.config.oe = oe
+        return oe
+
+    # ------------------------------------------------------------------------------------------------ save / load
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, load_tokenizer: bool = True, **kwargs
+    ) -> OELanguageModelDetector:
+        """`PreTrainedModel.from_pretrained` (safetensors) that also attaches the tokenizer saved beside the weights.
+
+        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it; any other id goes to the Hub.
+        """
+        from .modeling_oe import OEClassifier, _realign_cpu_tensors
+
+        name = cls._resolve_pretrained_name(pretrained_model_name_or_path)
+        model = super().from_pretrained(name, *model_args, **kwargs)
+        _realign_cpu_tensors(model)
+        if load_tokenizer:
+            tokenizer = OEClassifier._load_saved_tokenizer(name, kwargs)
+            model.tokenizer = ensure_pad_token(tokenizer) if tokenizer is not None else None
+        return model
+
+    def _save_extras(self, save_directory: str | os.PathLike) -> None:
+        """Save the attached tokenizer beside the weights, so the folder (or Hub repo) is a complete detector."""
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+
+    def build_model_card(self, **card_kwargs):
+        """The detector's model card (`oe_text.modelcard.build_lm_model_card`)."""
+        return build_lm_model_card(self.config, **card_kwargs)
+
+
+AutoConfig.register(OELanguageModelConfig.model_type, OELanguageModelConfig, exist_ok=True)
+AutoModelForCausalLM.register(OELanguageModelConfig, OELanguageModelDetector, exist_ok=True)

@@ -30,6 +30,14 @@ def test_lm_recipe_runs_and_reports_both_models(tmp_path, mirror, capsys):
     assert saved["recipe"]["dataset"] == "sst2" and saved["id_test_mean_nll"]["oe"] > 0
     assert (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
     assert "| ewt-answers |" in (tmp_path / "run" / "comparison.md").read_text()
+    from oe_text import OELanguageModelDetector
+
+    detector = OELanguageModelDetector.from_pretrained(result.detector_dir)
+    assert detector.config.ood_threshold == pytest.approx(result.threshold)
+    assert detector.config.threshold_calibration["n_examples"] == 40  # --max_eval_samples validation texts
+    assert set(detector.config.oe["ood_results"]) == {"ewt-answers", "multi30k", "mean"}
+    assert detector.config.oe["oe_weight"] == 0.5 and detector.config.truncation_length == 24
+    assert len(detector.detect(["a fine film .", "the cat sat on the mat ."])) == 2
 
 
 def test_likelihood_paradox_numbers():
