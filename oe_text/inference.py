@@ -9,7 +9,8 @@ import torch
 from tqdm.auto import tqdm
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def _check_texts(texts: Sequence[str], empty_reason: str = "an empty text has nothing to classify") -> list[str]:
+    """`texts` (or one string) as a non-empty list of non-blank strings; errors name the offending index."""
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -19,7 +20,7 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"`texts[{i}]` must be a string, got {type(t).__name__}.")
         if not t.strip():
-            raise ValueError(f"`texts[{i}]` is empty or whitespace only; an empty text has nothing to classify.")
+            raise ValueError(f"`texts[{i}]` is empty or whitespace only; {empty_reason}.")
     return texts
 
 

@@ -470,19 +470,24 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
     )
     timings["data"] = time.perf_counter() - start
 
-    # ---- 1. baseline language model
-    t0 = time.perf_counter()
+    # ---- 1. baseline language model, 2. Outlier Exposure fine-tuning from it
     collator = CausalLMCollator(tokenizer)
-    baseline_trainer = OETrainer(
-        model=model,
-        args=_phase_args(training_args, "baseline", oe_weight=0.0, num_train_epochs=recipe_args.baseline_epochs),
-        train_dataset=train,
-        processing_class=tokenizer,
-        data_collator=collator,
-    )
-    baseline_trainer.train()
-    timings["baseline_training"] = time.perf_counter() - t0
-    model = baseline_trainer.accelerator.unwrap_model(baseline_trainer.model)
+
+    def train_phase(name: str, outlier_dataset=None, **changes):
+        t0 = time.perf_counter()
+        trainer = OETrainer(
+            model=model,
+            args=_phase_args(training_args, name, **changes),
+            train_dataset=train,
+            processing_class=tokenizer,
+            data_collator=collator,
+            outlier_dataset=outlier_dataset,
+        )
+        trainer.train()
+        timings[f"{name}_training"] = time.perf_counter() - t0
+        return trainer, trainer.accelerator.unwrap_model(trainer.model)
+
+    _, model = train_phase("baseline", oe_weight=0.0, num_train_epochs=recipe_args.baseline_epochs)
     t0 = time.perf_counter()
     baseline = before = baseline_id_nll = None
     if is_main:
@@ -490,20 +495,7 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
             model, tokenizer, recipe_args, training_args, test["text"], ood, unavailable, plan
         )
     timings["baseline_scoring"] = time.perf_counter() - t0
-
-    # ---- 2. Outlier Exposure fine-tuning
-    t0 = time.perf_counter()
-    oe_trainer = OETrainer(
-        model=model,
-        args=_phase_args(training_args, "oe"),
-        train_dataset=train,
-        processing_class=tokenizer,
-        data_collator=collator,
-        outlier_dataset=outliers,
-    )
-    oe_trainer.train()
-    timings["oe_training"] = time.perf_counter() - t0
-    model = oe_trainer.accelerator.unwrap_model(oe_trainer.model)
+    oe_trainer, model = train_phase("oe", outlier_dataset=outliers)
     t0 = time.perf_counter()
     result = None
     if is_main:

@@ -35,6 +35,7 @@ from transformers.utils import logging
 from .configuration_lm import OELanguageModelConfig
 from .detection import DetectorHubMixin, OODDetectorMixin
 from .hub import resolve_hub_id
+from .inference import _check_texts
 from .lm_scores import compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
 from .modelcard import build_lm_model_card
@@ -146,17 +147,7 @@ def lm_max_length(tokenizer, model_or_config=None, max_length: int | None = None
 
 def check_texts(texts: str | Sequence[str]) -> list[str]:
     """`texts` as a non-empty list of non-blank strings; errors name the offending index."""
-    if isinstance(texts, str):
-        texts = [texts]
-    texts = list(texts)
-    if not texts:
-        raise ValueError("`texts` is empty: pass at least one string.")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"`texts[{i}]` must be a string, got {type(text).__name__}.")
-        if not text.strip():
-            raise ValueError(f"`texts[{i}]` is empty or whitespace only: a language model has no token to score.")
-    return texts
+    return _check_texts(texts, empty_reason="a language model has no token to score")
 
 
 def _prepends_bos(tokenizer) -> int | None:

@@ -266,6 +266,12 @@ class OETrainer(Trainer):
             )
         else:
             oe = outlier_exposure_loss(out_logits)
+        return self._combine_terms(ce, oe, outputs, id_logits, return_outputs)
+
+    def _combine_terms(
+        self, ce: torch.Tensor, oe: torch.Tensor, outputs, id_logits: torch.Tensor, return_outputs: bool
+    ):
+        """`ce + oe_weight * oe`, both terms kept for logging; the outputs carry the in-distribution logits only."""
         loss = ce + self.args.oe_weight * oe
         # Kept as tensors: a .item() here would synchronise the device on every micro-batch.
         self._oe_logs["ce_loss"].append(ce.detach())
@@ -298,13 +304,7 @@ class OETrainer(Trainer):
             oe = lm_margin_ranking_loss(id_logits, labels, out_logits, out_labels, margin=self.args.oe_margin)
         else:
             oe = token_outlier_exposure_loss(out_logits, out_mask)
-        loss = ce + self.args.oe_weight * oe
-        self._oe_logs["ce_loss"].append(ce.detach())
-        self._oe_logs["oe_loss"].append(oe.detach())
-        if return_outputs:
-            outputs["logits"] = id_logits
-            return loss, outputs
-        return loss
+        return self._combine_terms(ce, oe, outputs, id_logits, return_outputs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean CE and OE terms since the last training log (averaged over processes)."""
