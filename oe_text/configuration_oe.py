@@ -4,9 +4,8 @@
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import PretrainedConfig
 
-from .detection import validate_detection_config
+from .detection import OODDetectorConfig
 from .modeling_rnn import RNN_KINDS, _check_rnn_config
 
 
@@ -15,7 +14,7 @@ POOLINGS = ("mean", "cls")
 
 
 @strict
-class OEConfig(PretrainedConfig):
+class OEConfig(OODDetectorConfig):
     r"""Configuration of an [`OEClassifier`]: a text classifier that also flags out-of-distribution inputs.
 
     Args:
@@ -34,21 +33,13 @@ class OEConfig(PretrainedConfig):
             (else 0.1) for transformers, 0.0 for recurrent backbones (the paper's model has none).
         base_model_name (`str`, *optional*):
             Hub id of the pretrained backbone (for the model card); `None` for backbones trained from scratch.
-        ood_score (`str`, *optional*, defaults to `"msp"`):
-            The OOD score, a name in `oe_text.scores.LOGIT_SCORES` (`msp`, `max_logit`, `energy`, `kl_uniform`,
-            `entropy`, or one added with `register_score`). Higher = more anomalous.
-        ood_temperature (`float`, *optional*, defaults to 1.0):
-            Temperature of the OOD score.
-        ood_threshold (`float`, *optional*):
-            Decision threshold: an input is OOD when its score is greater. `None` until `calibrate_threshold`.
-        threshold_tpr (`float`, *optional*):
-            Fraction of in-distribution inputs the threshold keeps.
-        threshold_calibration (`dict`, *optional*):
-            What the threshold was calibrated on: `dataset`, `split`, `n_examples`, `fraction_flagged`, `ood_score`,
-            `ood_temperature`.
-        oe (`dict`, *optional*):
-            Training provenance for the model card: `in_distribution_dataset`, `auxiliary_dataset`, `oe_weight`,
-            `oe_loss`, and `ood_results` (`{ood_set: {metric: value}}`, or a markdown table as a string).
+        pretrained_feature_encoder (`bool`, *optional*, defaults to `False`):
+            Transformers only: the detector also holds a frozen copy of the pretrained encoder (`feature_backbone`),
+            whose pooled features feature scores can read (`fit_ood_score(..., features="pretrained")`) in the same
+            forward pass as the fine-tuned encoder's logits.
+        ood_score, ood_temperature, ood_threshold, threshold_tpr, threshold_calibration, ood_fitted_scores,
+        ood_score_selection, oe:
+            The OOD decision rule and provenance shared by every detector: see `oe_text.detection.OODDetectorConfig`.
         kwargs: standard `PretrainedConfig` arguments (`num_labels`, `id2label`, `label2id`, ...).
     """
 
@@ -59,12 +50,7 @@ class OEConfig(PretrainedConfig):
     pooling: str = "mean"
     classifier_dropout: float | int | None = None
     base_model_name: str | None = None
-    ood_score: str = "msp"
-    ood_temperature: float | int = 1.0
-    ood_threshold: float | int | None = None
-    threshold_tpr: float | int | None = None
-    threshold_calibration: dict[str, Any] | None = None
-    oe: dict[str, Any] | None = None
+    pretrained_feature_encoder: bool = False
 
     def validate_backbone(self):
         """Part of `@strict` validation: the backbone fields are consistent."""
@@ -82,17 +68,11 @@ class OEConfig(PretrainedConfig):
                 raise ValueError(f"`pooling` must be one of {POOLINGS}, got {self.pooling!r}.")
         else:
             _check_rnn_config(self.backbone_config)
+        if self.pretrained_feature_encoder and self.backbone_type != "transformer":
+            raise ValueError("`pretrained_feature_encoder` needs a transformer backbone.")
         dropout = self.classifier_dropout
         if dropout is not None and not 0 <= dropout < 1:
             raise ValueError(f"`classifier_dropout` must be in [0, 1) or None, got {dropout!r}.")
-
-    def validate_detection(self):
-        """Part of `@strict` validation: the OOD score, temperature and threshold fields are valid.
-
-        The score name is checked when a score is computed, not here, so that a detector saved with a custom score
-        (`oe_text.scores.register_score`) loads even where that score is not registered.
-        """
-        validate_detection_config(self, check_score=False)
 
     @property
     def max_position_embeddings(self) -> int | None:

@@ -103,6 +103,22 @@ class FeatureScorer:
         if not self.is_fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call `fit` or `partial_fit` first.")
 
+    def options(self) -> dict:
+        """The constructor arguments, JSON-serialisable (saved in a detector's config beside the fitted state)."""
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The fitted state as float32 tensors (saved as safetensors by a detector); see `load_state_tensors`."""
+        raise NotImplementedError
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> FeatureScorer:
+        """Restore a fitted state written by `state_tensors`; scores are then exactly those of the saved tensors."""
+        raise NotImplementedError
+
+    def state_shapes(self) -> dict[str, list[int]]:
+        """Shapes of `state_tensors()`, recorded in a detector's config so that loading can rebuild and check them."""
+        return {key: list(t.shape) for key, t in self.state_tensors().items()}
+
 
 class MahalanobisScorer(FeatureScorer):
     """Class-conditional Gaussian with a shared covariance (Lee et al. 2018), fitted in one streaming pass.
@@ -123,13 +139,52 @@ class MahalanobisScorer(FeatureScorer):
     name = "mahalanobis"
     needs_labels = True
 
-    def __init__(self, reg: float = 0.0, batch_size: int = 1024):
+    def __init__(self, reg: float = 0.0, batch_size: int = 1024, max_classes: int = 100_000):
         if not reg >= 0:
             raise ValueError(f"`reg` must be >= 0, got {reg}.")
         _check_batch_size(batch_size)
+        _check_batch_size(max_classes)
         self.reg = float(reg)
         self.batch_size = batch_size
+        self.max_classes = max_classes
         self.reset()
+
+    def options(self) -> dict:
+        return {"reg": self.reg, "batch_size": self.batch_size, "max_classes": self.max_classes}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """`means` (C, d), `precision` (d, d), `shift` (d,) and `counts` (C,), as float32.
+
+        A detector always scores from these float32 values (in float64 arithmetic), before saving and after loading
+        alike, so a saved detector reproduces its scores exactly.
+        """
+        self._check_fitted()
+        self._finalize()
+        return {
+            "means": torch.from_numpy(self.class_means_).float(),
+            "precision": torch.from_numpy(self.precision_).float(),
+            "shift": torch.from_numpy(self._shift).float(),
+            "counts": torch.from_numpy(self._counts[self.classes_]).float(),
+        }
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> MahalanobisScorer:
+        means, precision, shift, counts = (
+            tensors[k].detach().cpu().double().numpy() for k in ("means", "precision", "shift", "counts")
+        )
+        d = shift.shape[0]
+        if means.ndim != 2 or means.shape[1] != d or precision.shape != (d, d) or counts.shape != (means.shape[0],):
+            raise ValueError(
+                f"Inconsistent Mahalanobis state: means {means.shape}, precision {precision.shape}, shift "
+                f"{shift.shape}, counts {counts.shape}."
+            )
+        self.reset()
+        self._shift = shift
+        self._counts = counts.astype(np.int64)
+        self.classes_ = np.arange(means.shape[0])
+        self.class_means_ = means
+        self.precision_ = precision
+        self._dirty = False
+        return self
 
     def reset(self) -> MahalanobisScorer:
         self._shift: np.ndarray | None = None
@@ -172,6 +227,11 @@ class MahalanobisScorer(FeatureScorer):
             self._scatter = np.zeros((d, d))
         x = x - self._shift
         num_classes = int(y.max()) + 1
+        if num_classes > max(self.max_classes, self._counts.shape[0]):
+            raise ValueError(
+                f"`labels` contain class id {num_classes - 1}, but MahalanobisScorer(max_classes={self.max_classes}) "
+                "keeps one mean per id up to that bound; remap labels to 0..C-1 (or raise `max_classes`)."
+            )
         if num_classes > self._counts.shape[0]:
             grow = num_classes - self._counts.shape[0]
             self._counts = np.concatenate([self._counts, np.zeros(grow, dtype=np.int64)])
@@ -197,8 +257,8 @@ class MahalanobisScorer(FeatureScorer):
         if self.reg:
             cov = cov + self.reg * np.eye(cov.shape[0])
         self.classes_ = np.flatnonzero(present)
-        self.class_means_ = means_shifted + self._shift
         self.covariance_ = cov
+        self.class_means_ = means_shifted + self._shift
         self.precision_ = np.linalg.pinv(cov, hermitian=True)
         self._dirty = False
 
@@ -271,6 +331,31 @@ class KNNScorer(FeatureScorer):
         self.batch_size = batch_size
         self.bank_chunk_size = bank_chunk_size
         self.reset()
+
+    def options(self) -> dict:
+        return {
+            "k": self.k,
+            "normalize": self.normalize,
+            "max_fit_samples": self.max_fit_samples,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "bank_chunk_size": self.bank_chunk_size,
+        }
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """`bank`: the (normalised) bank features, float32, shape `(n_bank, d)`."""
+        self._check_fitted()
+        return {"bank": torch.from_numpy(self.bank_).float()}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> KNNScorer:
+        bank = tensors["bank"].detach().cpu().float().numpy()
+        if bank.ndim != 2 or bank.shape[0] < self.k:
+            raise ValueError(f"A k-NN bank must have shape (n >= k={self.k}, d), got {bank.shape}.")
+        self.reset()
+        self.bank_ = np.ascontiguousarray(bank)
+        self._keys = np.zeros(bank.shape[0])
+        self.num_seen_ = bank.shape[0]
+        return self
 
     def reset(self) -> KNNScorer:
         self._rng = np.random.default_rng(self.seed)

@@ -70,6 +70,19 @@ def is_mirrored(repo_id: str, repo_type: RepoType = "model") -> bool:
     return root is not None and (root / sub / repo_id).is_dir()
 
 
+def resolve_model_path(name: str | os.PathLike) -> str:
+    """Where `from_pretrained` should load a detector or model from: an existing local path as it is, else the mirror's
+    folder when `OE_TEXT_MIRROR` is set and holds the id, else the id itself for the real Hub (`HF_ENDPOINT`).
+
+    Unlike `resolve_hub_id`, an id the mirror lacks is not an error: it is passed on to the Hub, so detectors pushed to
+    a (test) Hub server load while a mirror is configured for datasets.
+    """
+    name = os.fspath(name)
+    if mirror_root() is not None and not os.path.exists(name) and is_mirrored(name, "model"):
+        return resolve_hub_id(name, "model")
+    return name
+
+
 def load_hub_dataset(repo_id: str, *args, revision: str | None = None, **kwargs):
     """`datasets.load_dataset` with `repo_id` resolved through the mirror.
 

@@ -33,36 +33,47 @@ def _max_length(model, tokenizer, max_length: int | None) -> int | None:
 
 
 @torch.no_grad()
-def predict_logits(
+def predict_outputs(
     model,
     tokenizer,
     texts: Sequence[str],
+    feature_keys: Sequence[str] = (),
     batch_size: int = 64,
     max_length: int | None = None,
-    output_features: bool = False,
     progress: bool | str = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """Logits (and optionally penultimate features) of `model` on `texts`, batched, under `no_grad`.
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Logits and the requested features of `model` on `texts`, batched, under `no_grad`, in eval mode.
 
     Texts are tokenized with `tokenizer`, truncated to `max_length` (default: the smaller of the tokenizer's
-    `model_max_length` and the model's `max_position_embeddings`), and sent to the model's device in batches.
+    `model_max_length` and the model's `max_position_embeddings`), sorted by length to pad less, and sent to the
+    model's device in batches; outputs come back in the input order. Each batch is one forward pass:
+    `model.logits_and_features(**inputs, feature_keys=...)` when the model defines it (as `OEClassifier` does); else
+    the model's output, with `"fine-tuned:-1"` features taken as the first token of the last hidden state.
 
-    Features are what the classification head sees: `model.extract_features(**inputs)` when the model defines it (as
-    `OEClassifier` does), else the first token of the last hidden state.
+    Args:
+        model: a sequence classifier.
+        tokenizer: its tokenizer.
+        texts (sequence of `str`): non-empty texts.
+        feature_keys (sequence of `str`, *optional*): features to return (`oe_text.detection.feature_key`).
+        batch_size (`int`, *optional*, defaults to 64): texts per forward pass.
+        max_length (`int`, *optional*): truncation length.
+        progress (`bool` or `str`, *optional*): show a progress bar (a string names it).
 
     Returns:
-        `np.ndarray` of shape `(n, num_labels)` in float32, or `(logits, features)` when `output_features=True`.
+        `(logits, features)`: float32 `np.ndarray` of shape `(n, num_labels)` and `{key: np.ndarray (n, d)}`.
     """
     texts = _check_texts(texts)
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    feature_keys = list(dict.fromkeys(feature_keys))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     limit = _max_length(model, tokenizer, max_length)
     # Sorting by length keeps padding small; the original order is restored at the end.
     order = np.argsort([-len(t) for t in texts], kind="stable")
-    logits_out, feats_out = [], []
+    logits_out: list[torch.Tensor] = []
+    feats_out: dict[str, list[torch.Tensor]] = {key: [] for key in feature_keys}
     bar = tqdm(
         range(0, len(texts), batch_size),
         desc=progress if isinstance(progress, str) else "scoring",
@@ -74,20 +85,41 @@ def predict_logits(
             batch = [texts[i] for i in order[start : start + batch_size]]
             enc = tokenizer(batch, padding=True, truncation=limit is not None, max_length=limit, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
-            if output_features and hasattr(model, "extract_features"):
-                feats = model.extract_features(**enc)
-                logits = model.classify_features(feats) if hasattr(model, "classify_features") else model(**enc).logits
+            if hasattr(model, "logits_and_features"):
+                logits, feats = model.logits_and_features(**enc, feature_keys=feature_keys)
             else:
-                out = model(**enc, output_hidden_states=output_features)
+                unknown = [k for k in feature_keys if k != "fine-tuned:-1"]
+                if unknown:
+                    raise ValueError(f"{type(model).__name__} only provides 'fine-tuned:-1' features, not {unknown}.")
+                out = model(**enc, output_hidden_states=bool(feature_keys))
                 logits = out.logits
-                feats = out.hidden_states[-1][:, 0] if output_features else None
+                feats = {key: out.hidden_states[-1][:, 0] for key in feature_keys}
             logits_out.append(logits.float().cpu())
-            if output_features:
-                feats_out.append(feats.float().cpu())
+            for key in feature_keys:
+                feats_out[key].append(feats[key].float().cpu())
     finally:
         model.train(was_training)
     inverse = np.argsort(order, kind="stable")
-    logits_np = torch.cat(logits_out).numpy()[inverse]
-    if not output_features:
-        return logits_np
-    return logits_np, torch.cat(feats_out).numpy()[inverse]
+    features = {key: torch.cat(chunks).numpy()[inverse] for key, chunks in feats_out.items()}
+    return torch.cat(logits_out).numpy()[inverse], features
+
+
+def predict_logits(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    max_length: int | None = None,
+    output_features: bool = False,
+    progress: bool | str = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Logits (and optionally the features the head reads) of `model` on `texts`: `predict_outputs` without keys.
+
+    Returns:
+        `np.ndarray` of shape `(n, num_labels)` in float32, or `(logits, features)` when `output_features=True`.
+    """
+    keys = ["fine-tuned:-1"] if output_features else []
+    logits, feats = predict_outputs(
+        model, tokenizer, texts, feature_keys=keys, batch_size=batch_size, max_length=max_length, progress=progress
+    )
+    return (logits, feats["fine-tuned:-1"]) if output_features else logits

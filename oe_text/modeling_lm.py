@@ -21,7 +21,6 @@ Conventions of the language-model path (Hendrycks et al. 2019, `NLP_language_mod
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,10 +32,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from transformers.utils import logging
 
 from .configuration_lm import OELanguageModelConfig
-from .detection import DetectorHubMixin, OODDetectorMixin
-from .hub import resolve_hub_id
+from .detection import OODDetectorMixin
+from .detector_hub import DetectorHubMixin
+from .hub import resolve_hub_id, resolve_model_path
 from .inference import _check_texts
-from .lm_scores import compute_lm_score, get_lm_score_fn
+from .lm_scores import LM_SCORES, compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
 from .modelcard import build_lm_model_card
 
@@ -446,22 +446,11 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
             "`oe_text.lm_scores.compute_lm_score(name, logits, input_ids, attention_mask)`."
         )
 
-    def record_oe_provenance(self, training_args=None, **values) -> dict[str, Any]:
-        """Record how the detector was trained and evaluated (`config.oe`, read by the model card).
-
-        Args:
-            training_args (`OETrainingArguments`, *optional*): fills `oe_weight` and `oe_loss` when not given.
-            values: JSON-serialisable entries, e.g. `in_distribution_dataset`, `auxiliary_dataset`, `ood_results`
-                (`{ood_set: {metric: value}}`), `likelihood_paradox`.
-        """
-        if training_args is not None:
-            for key in ("oe_weight", "oe_loss"):
-                values.setdefault(key, getattr(training_args, key, None))
-        oe = dict(self.config.oe or {})
-        oe.update({k: v for k, v in values.items() if v is not None})
-        json.dumps(oe)  # fail now, not at save time, on values config.json cannot hold
-        self.config.oe = oe
-        return oe
+    def fit_ood_score(self, kind: str, *args, **kwargs) -> str:
+        raise NotImplementedError(
+            f"Fitted scores ({kind!r}: k-NN, Mahalanobis, combinations) are fitted on a classifier's features; a "
+            f"language-model detector scores with {sorted(LM_SCORES)} (`set_ood_score`, `register_lm_score`)."
+        )
 
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
@@ -474,8 +463,8 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
         """
         from .modeling_oe import OEClassifier, _realign_cpu_tensors
 
-        name = cls._resolve_pretrained_name(pretrained_model_name_or_path)
-        model = super().from_pretrained(name, *model_args, **kwargs)
+        name = resolve_model_path(pretrained_model_name_or_path)
+        model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
         _realign_cpu_tensors(model)
         if load_tokenizer:
             tokenizer = OEClassifier._load_saved_tokenizer(name, kwargs)

@@ -40,9 +40,10 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging
 
 from .configuration_oe import OEConfig
-from .detection import DetectorHubMixin, OODDetectorMixin
-from .hub import resolve_hub_id
-from .inference import predict_logits
+from .detection import OODDetectorMixin, labels_kwargs, parse_feature_key
+from .detector_hub import DetectorHubMixin
+from .hub import resolve_hub_id, resolve_model_path
+from .inference import predict_outputs
 from .modelcard import build_model_card
 from .modeling_rnn import RNN_KINDS, RNNEncoder, rnn_backbone_config
 
@@ -62,26 +63,6 @@ _TOKENIZER_HUB_KWARGS = (
     "proxies",
 )
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
-
-
-def _labels_kwargs(num_labels: int | None, id2label, label2id) -> dict[str, Any]:
-    """Normalise the label arguments of the factories into `PretrainedConfig` kwargs."""
-    if id2label is not None:
-        if isinstance(id2label, Sequence) and not isinstance(id2label, str):
-            id2label = dict(enumerate(id2label))
-        if not isinstance(id2label, Mapping):
-            raise TypeError(f"`id2label` must be a dict or a list of label names, got {type(id2label).__name__}.")
-        id2label = {int(k): str(v) for k, v in id2label.items()}
-        if sorted(id2label) != list(range(len(id2label))):
-            raise ValueError(f"`id2label` keys must be 0..{len(id2label) - 1}, got {sorted(id2label)}.")
-        if num_labels is not None and num_labels != len(id2label):
-            raise ValueError(f"`num_labels={num_labels}` disagrees with the {len(id2label)} labels of `id2label`.")
-        if label2id is None:
-            label2id = {v: k for k, v in id2label.items()}
-        return {"id2label": id2label, "label2id": dict(label2id)}
-    if label2id is not None:
-        return _labels_kwargs(num_labels, {int(v): k for k, v in label2id.items()}, label2id)
-    return {"num_labels": num_labels if num_labels is not None else 2}
 
 
 def _backbone_config_dict(config) -> dict[str, Any]:
@@ -167,11 +148,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         self.tokenizer = None
         if config.backbone_type == "transformer":
             if backbone is None:
-                backbone_config = AutoConfig.for_model(**config.backbone_config)
-                kwargs = _pooling_kwargs(backbone_config)
-                if requested_attn is not None:
-                    kwargs["attn_implementation"] = requested_attn
-                backbone = AutoModel.from_config(backbone_config, **kwargs)
+                backbone = self._build_transformer_backbone(config, requested_attn)
             hidden = backbone.config.hidden_size
             default_dropout = next(
                 (
@@ -193,7 +170,22 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         dropout = config.classifier_dropout if config.classifier_dropout is not None else default_dropout
         self.dropout = nn.Dropout(float(dropout))
         self.classifier = nn.Linear(hidden, config.num_labels)
+        # A frozen copy of the pretrained encoder, whose features feature scores can read (see OEConfig).
+        self.feature_backbone = None
+        if config.pretrained_feature_encoder:
+            self.feature_backbone = self._build_transformer_backbone(config, requested_attn)
+            self.feature_backbone.requires_grad_(False)
+        self._init_ood_state()
         self.post_init()
+
+    @staticmethod
+    def _build_transformer_backbone(config: OEConfig, attn_implementation: str | None = None) -> nn.Module:
+        """The transformer encoder described by `config.backbone_config`, randomly initialised (no Hub access)."""
+        backbone_config = AutoConfig.for_model(**config.backbone_config)
+        kwargs = _pooling_kwargs(backbone_config)
+        if attn_implementation is not None:
+            kwargs["attn_implementation"] = attn_implementation
+        return AutoModel.from_config(backbone_config, **kwargs)
 
     @property
     def supports_gradient_checkpointing(self) -> bool:
@@ -278,7 +270,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             backbone_config=_backbone_config_dict(backbone.config),
             pooling=pooling,
             base_model_name=os.fspath(name_or_path),
-            **_labels_kwargs(num_labels, id2label, label2id),
+            **labels_kwargs(num_labels, id2label, label2id, default_num_labels=2),
             **config_kwargs,
         )
         # Mark the pretrained weights as initialised so that `post_init` cannot overwrite them.
@@ -351,7 +343,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             backbone_type=kind,
             backbone_config=backbone_config,
             pad_token_id=pad_token_id,
-            **_labels_kwargs(num_labels, id2label, label2id),
+            **labels_kwargs(num_labels, id2label, label2id, default_num_labels=2),
             **config_kwargs,
         )
         model = cls(config)
@@ -375,6 +367,23 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         """Logits `(batch, num_labels)` from `extract_features` output (dropout is active only in training)."""
         return self.classifier(self.dropout(features))
 
+    def _pool(self, states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """`config.pooling` of token states `(batch, seq, hidden)`: masked mean or first token."""
+        if self.config.pooling == "cls":
+            return states[:, 0]
+        mask = (
+            attention_mask.to(states.dtype)
+            if attention_mask is not None
+            else torch.ones(states.shape[:2], dtype=states.dtype, device=states.device)
+        ).unsqueeze(-1)
+        return (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    def _transformer_inputs(self, input_ids, attention_mask, token_type_ids) -> dict[str, torch.Tensor]:
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and self._backbone_takes_token_type_ids:
+            inputs["token_type_ids"] = token_type_ids
+        return inputs
+
     def _encode(self, input_ids, attention_mask, token_type_ids, output_hidden_states, **kwargs):
         if input_ids is None:
             raise ValueError("`input_ids` is required.")
@@ -385,22 +394,62 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             # Recurrent backbones have one segment: `token_type_ids` is accepted (for a common collator) and unused.
             return self.backbone(input_ids, attention_mask), None
         kwargs.pop("num_items_in_batch", None)
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and self._backbone_takes_token_type_ids:
-            inputs["token_type_ids"] = token_type_ids
+        inputs = self._transformer_inputs(input_ids, attention_mask, token_type_ids)
         out = self.backbone(**inputs, output_hidden_states=output_hidden_states, **kwargs)
-        states = out[0]
-        if self.config.pooling == "cls":
-            features = states[:, 0]
-        else:
-            mask = (
-                attention_mask.to(states.dtype)
-                if attention_mask is not None
-                else torch.ones(states.shape[:2], dtype=states.dtype, device=states.device)
-            ).unsqueeze(-1)
-            features = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        features = self._pool(out[0], attention_mask)
         hidden_states = getattr(out, "hidden_states", None) if output_hidden_states else None
         return features, hidden_states
+
+    def logits_and_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        feature_keys: Sequence[str] = (),
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits and the requested pooled features of one batch, from one pass of each encoder involved.
+
+        Args:
+            input_ids, attention_mask, token_type_ids: the tokenized batch.
+            feature_keys (sequence of `str`): `oe_text.detection.feature_key(encoder, layer)` values:
+                `"fine-tuned:-1"` is what the head reads; `"fine-tuned:<l>"` pools hidden layer `l` of the same pass
+                (transformers); `"pretrained:<l>"` pools layer `l` of the frozen pretrained encoder
+                (`config.pretrained_feature_encoder`).
+
+        Returns:
+            `(logits, {key: features})`.
+        """
+        layers: dict[str, set[int]] = {"fine-tuned": set(), "pretrained": set()}
+        for key in feature_keys:
+            encoder, layer = parse_feature_key(key)
+            if encoder not in layers:
+                raise ValueError(f"Unknown feature encoder {encoder!r} in {key!r}; use 'fine-tuned' or 'pretrained'.")
+            if self.config.backbone_type != "transformer" and (encoder != "fine-tuned" or layer != -1):
+                raise ValueError(
+                    f"A {self.config.backbone_type} detector only has the features its head reads ('fine-tuned:-1'), "
+                    f"not {key!r}."
+                )
+            layers[encoder].add(layer)
+        need_hidden = bool(layers["fine-tuned"] - {-1})
+        pooled, hidden = self._encode(input_ids, attention_mask, token_type_ids, output_hidden_states=need_hidden)
+        logits = self.classify_features(pooled)
+        out: dict[str, torch.Tensor] = {}
+        for layer in layers["fine-tuned"]:
+            out[f"fine-tuned:{layer}"] = pooled if layer == -1 else self._pool(hidden[layer], attention_mask)
+        if layers["pretrained"]:
+            if self.feature_backbone is None:
+                raise ValueError(
+                    "This detector has no pretrained feature encoder; attach one with `attach_pretrained_encoder()` "
+                    "(or fit a score with `features='pretrained'`, which attaches it)."
+                )
+            frozen = self.feature_backbone(
+                **self._transformer_inputs(input_ids, attention_mask, token_type_ids),
+                output_hidden_states=bool(layers["pretrained"] - {-1}),
+            )
+            for layer in layers["pretrained"]:
+                states = frozen[0] if layer == -1 else frozen.hidden_states[layer]
+                out[f"pretrained:{layer}"] = self._pool(states, attention_mask)
+        return logits, out
 
     def forward(
         self,
@@ -463,19 +512,29 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         limits = [m for m in limits if isinstance(m, int) and 0 < m < 1_000_000]
         return min(limits) if limits else None
 
-    def compute_ood_scores(
-        self, texts: Sequence[str], batch_size: int = 64, tokenizer=None, max_length: int | None = None
-    ) -> np.ndarray:
-        """OOD scores of raw texts (config's `ood_score` / `ood_temperature`); higher = more anomalous.
+    def predict_outputs(
+        self,
+        texts: Sequence[str],
+        feature_keys: Sequence[str] = (),
+        batch_size: int = 64,
+        tokenizer=None,
+        max_length: int | None = None,
+        progress: bool | str = False,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits and the requested features of raw texts (`oe_text.inference.predict_outputs`).
 
-        Used by `calibrate_threshold(texts, ...)`. Texts are tokenized with `tokenizer` (default `self.tokenizer`)
-        and truncated to the model's maximum length.
+        Texts are tokenized with `tokenizer` (default `self.tokenizer`) and truncated to the model's maximum length.
         """
         tokenizer = self._tokenizer_or_raise(tokenizer)
-        logits = predict_logits(
-            self, tokenizer, texts, batch_size=batch_size, max_length=self._max_length(tokenizer, max_length)
+        return predict_outputs(
+            self,
+            tokenizer,
+            texts,
+            feature_keys=feature_keys,
+            batch_size=batch_size,
+            max_length=self._max_length(tokenizer, max_length),
+            progress=progress,
         )
-        return self.ood_scores_from_logits(logits)
 
     def detect(
         self,
@@ -490,7 +549,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
 
         Texts are tokenized with the saved tokenizer (or `tokenizer`), truncated to the model's maximum length
         (the smaller of the tokenizer's `model_max_length` and the backbone's `max_position_embeddings`), and run in
-        batches under `no_grad` on the model's device.
+        batches under `no_grad` on the model's device. Logits and the features a fitted score reads come from one
+        forward pass.
 
         Args:
             texts (`str` or list of `str`): the inputs; an empty list or an empty string is an error.
@@ -506,53 +566,70 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             (its softmax probability), `ood_score` (higher = more anomalous) and `is_ood` (`bool`; `None` when no
             threshold is calibrated and none is passed).
         """
-        tokenizer = self._tokenizer_or_raise(tokenizer)
-        logits = predict_logits(
-            self, tokenizer, texts, batch_size=batch_size, max_length=self._max_length(tokenizer, max_length)
+        return self._detect(
+            texts,
+            threshold=threshold,
+            require_threshold=require_threshold,
+            batch_size=batch_size,
+            tokenizer=tokenizer,
+            max_length=max_length,
         )
-        return self.detections_from_logits(logits, threshold=threshold, require_threshold=require_threshold)
 
-    def record_oe_provenance(
-        self,
-        in_distribution_dataset: str | None = None,
-        auxiliary_dataset: str | None = None,
-        oe_weight: float | None = None,
-        oe_loss: str | None = None,
-        ood_results: Mapping[str, Mapping[str, float]] | str | None = None,
-        training_args=None,
-        **extra,
-    ) -> dict[str, Any]:
-        """Record how the detector was trained and evaluated, for the model card (`config.oe`).
+    # ------------------------------------------------------------------------------------------------ fitted scores
+    def _fit_data(self, data, labels=None) -> tuple[list[str], np.ndarray | None]:
+        """Texts (and labels) of `fit_ood_score` data: a list of strings, or a `Dataset` with `text` / `label`."""
+        columns = getattr(data, "column_names", None)
+        if columns is not None:
+            if "text" not in columns:
+                raise ValueError(f"`data` has no 'text' column (columns: {columns}); pass a list of texts instead.")
+            if labels is None and "label" in columns:
+                labels = data["label"]
+            data = data["text"]
+        if isinstance(data, str):
+            data = [data]
+        texts = list(data)
+        return texts, None if labels is None else np.asarray(labels)
+
+    def attach_pretrained_encoder(self, name_or_path: str | os.PathLike | None = None, **kwargs) -> None:
+        """Attach a frozen copy of the pretrained encoder (`feature_backbone`) for `features="pretrained"` scores.
 
         Args:
-            in_distribution_dataset (`str`, *optional*): e.g. `"SetFit/sst2"`.
-            auxiliary_dataset (`str`, *optional*): the outlier exposure dataset, e.g. `"Salesforce/wikitext"`.
-            oe_weight (`float`, *optional*): lambda, the weight of the OE term.
-            oe_loss (`str`, *optional*): `"uniform"` (cross-entropy to uniform) or `"energy"`.
-            ood_results (`dict` or `str`, *optional*): `{ood_set: {metric: value}}` with the keys of
-                `oe_text.metrics.ood_detection_metrics` (fractions in [0, 1]), or a markdown table.
-            training_args (`OETrainingArguments`, *optional*): fills `oe_weight` and `oe_loss` when not given.
-            extra: other JSON-serialisable entries to keep (e.g. `seed`, `epochs`).
-
-        Returns:
-            `dict`: the updated `config.oe`.
+            name_or_path (`str`, *optional*): the encoder's Hub id or folder; default `config.base_model_name` (the
+                encoder `from_backbone` started from). Resolved through the offline mirror when `OE_TEXT_MIRROR` is
+                set; never runs remote code.
+            kwargs: extra arguments of `AutoModel.from_pretrained` (e.g. `revision`).
         """
-        if training_args is not None:
-            oe_weight = oe_weight if oe_weight is not None else getattr(training_args, "oe_weight", None)
-            oe_loss = oe_loss if oe_loss is not None else getattr(training_args, "oe_loss", None)
-        values = {
-            "in_distribution_dataset": in_distribution_dataset,
-            "auxiliary_dataset": auxiliary_dataset,
-            "oe_weight": oe_weight,
-            "oe_loss": oe_loss,
-            "ood_results": ood_results,
-            **extra,
-        }
-        oe = dict(self.config.oe or {})
-        oe.update({k: v for k, v in values.items() if v is not None})
-        json.dumps(oe)  # fail now, not at save time, on values config.json cannot hold
-        self.config.oe = oe
-        return oe
+        if self.config.backbone_type != "transformer":
+            raise ValueError(f"A {self.config.backbone_type} detector has no pretrained encoder to keep.")
+        name = name_or_path or self.config.base_model_name
+        if name is None:
+            raise ValueError("`config.base_model_name` is not set: pass the pretrained encoder's `name_or_path`.")
+        encoder = AutoModel.from_pretrained(resolve_hub_id(name, "model"), trust_remote_code=False, **kwargs)
+        if getattr(encoder, "pooler", None) is not None and _pooling_kwargs(encoder.config):
+            encoder.pooler = None
+        if encoder.config.hidden_size != self.backbone.config.hidden_size:
+            raise ValueError(
+                f"The pretrained encoder {name!r} has hidden size {encoder.config.hidden_size}, the detector's "
+                f"{self.backbone.config.hidden_size}; it must be the encoder the detector was fine-tuned from."
+            )
+        if _backbone_config_dict(encoder.config) != self.config.backbone_config:
+            # The copy is rebuilt from `backbone_config` when the detector is loaded: the two must describe the same
+            # architecture.
+            raise ValueError(f"The pretrained encoder {name!r} is not the architecture of this detector's backbone.")
+        encoder.requires_grad_(False)
+        encoder.eval()
+        self.feature_backbone = encoder.to(self.device)
+        self.config.pretrained_feature_encoder = True
+
+    def _ensure_pretrained_encoder(self) -> None:
+        if self.feature_backbone is None:
+            self.attach_pretrained_encoder()
+
+    def _feature_description(self, encoder: str) -> dict[str, Any]:
+        if self.config.backbone_type != "transformer":
+            return {"pooling": "last hidden state of the last token", "model": self.config.backbone_type}
+        model = self.config.base_model_name if encoder == "pretrained" else "this detector's fine-tuned encoder"
+        return {"pooling": self.config.pooling, "model": model}
 
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
@@ -565,8 +642,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         (`HF_ENDPOINT`) as usual. Pass `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are
         needed; `use_safetensors=True` is supported.
         """
-        name = cls._resolve_pretrained_name(pretrained_model_name_or_path)
-        model = super().from_pretrained(name, *model_args, **kwargs)
+        name = resolve_model_path(pretrained_model_name_or_path)
+        model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
         _realign_cpu_tensors(model)
         if load_tokenizer:
             model.tokenizer = cls._load_saved_tokenizer(name, kwargs)

@@ -55,6 +55,8 @@ def test_detector_scores_calibrates_and_detects():
         detector.set_ood_score("msp")
     with pytest.raises(NotImplementedError, match="score_texts"):
         detector.ood_scores_from_logits(torch.zeros(2, 3))
+    with pytest.raises(NotImplementedError, match="language-model detector scores with"):
+        detector.fit_ood_score("knn", TEXTS)
 
 
 def test_detector_is_a_causal_lm_and_rejects_other_models(tmp_path, tiny_bert_config):

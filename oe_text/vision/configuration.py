@@ -4,9 +4,8 @@
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
-from transformers import PretrainedConfig
 
-from ..detection import validate_detection_config
+from ..detection import OODDetectorConfig
 from .models import check_wrn_args
 
 
@@ -14,7 +13,7 @@ ARCHITECTURES = ("wrn", "torchvision")
 
 
 @strict
-class OEImageConfig(PretrainedConfig):
+class OEImageConfig(OODDetectorConfig):
     r"""Configuration of an [`OEImageClassifier`]: an image classifier that also flags out-of-distribution inputs.
 
     The network is rebuilt from these fields alone (no Hub access, no `trust_remote_code`), and the preprocessing
@@ -40,14 +39,9 @@ class OEImageConfig(PretrainedConfig):
             Per-channel normalisation `(x - mean) / std` of `[0, 1]` pixels; default 0 and 1 (none).
         base_model_name (`str`, *optional*):
             Where the initial weights came from, for the model card (e.g. `"torchvision/resnet18:IMAGENET1K_V1"`).
-        ood_score (`str`, *optional*, defaults to `"msp"`), ood_temperature (`float`, *optional*, defaults to 1.0),
-        ood_threshold (`float`, *optional*), threshold_tpr (`float`, *optional*),
-        threshold_calibration (`dict`, *optional*):
-            The OOD decision rule, as in `oe_text.detection` (an input is OOD when its score, higher = more
-            anomalous, exceeds `ood_threshold`).
-        oe (`dict`, *optional*):
-            Training provenance for the model card: `in_distribution_dataset`, `auxiliary_dataset`, `oe_weight`,
-            `oe_loss`, `ood_results`, ...
+        ood_score, ood_temperature, ood_threshold, threshold_tpr, threshold_calibration, ood_fitted_scores,
+        ood_score_selection, oe:
+            The OOD decision rule and provenance shared by every detector: see `oe_text.detection.OODDetectorConfig`.
         kwargs: standard `PretrainedConfig` arguments (`num_labels`, `id2label`, `label2id`, ...).
     """
 
@@ -64,12 +58,6 @@ class OEImageConfig(PretrainedConfig):
     image_mean: list[float | int] | tuple[float | int, ...] | None = None
     image_std: list[float | int] | tuple[float | int, ...] | None = None
     base_model_name: str | None = None
-    ood_score: str = "msp"
-    ood_temperature: float | int = 1.0
-    ood_threshold: float | int | None = None
-    threshold_tpr: float | int | None = None
-    threshold_calibration: dict[str, Any] | None = None
-    oe: dict[str, Any] | None = None
 
     def __post_init__(self, **kwargs):
         if self.image_mean is None:
@@ -101,10 +89,6 @@ class OEImageConfig(PretrainedConfig):
                 raise ValueError(f"`{name}` needs {self.num_channels} value(s) (one per channel), got {list(values)}.")
         if any(v <= 0 for v in self.image_std):
             raise ValueError(f"`image_std` values must be > 0, got {list(self.image_std)}.")
-
-    def validate_detection(self):
-        """Part of `@strict` validation: the OOD score, temperature and threshold fields are valid."""
-        validate_detection_config(self, check_score=False)
 
 
 __all__ = ["OEImageConfig"]

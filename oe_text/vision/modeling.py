@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,9 @@ from transformers import AutoConfig, AutoModelForImageClassification, PreTrained
 from transformers import initialization as hf_init
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from ..detection import DetectorHubMixin, OODDetectorMixin
-from ..modeling_oe import OEClassifier
+from ..detection import OODDetectorMixin, labels_kwargs, parse_feature_key
+from ..detector_hub import DetectorHubMixin
+from ..hub import resolve_model_path
 from .configuration import OEImageConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, _is_pil, get_dataset_spec
 from .modelcard import build_image_model_card
@@ -39,21 +40,6 @@ from .models import WideResNet, build_torchvision_backbone, init_wrn_weights
 
 
 __all__ = ["OEImageClassifier", "OEImageConfig"]
-
-
-def _labels_kwargs(num_labels: int | None, id2label) -> dict[str, Any]:
-    if id2label is None:
-        if num_labels is None:
-            raise ValueError("Pass `num_labels` or `id2label` (class names).")
-        return {"num_labels": int(num_labels)}
-    if isinstance(id2label, Sequence) and not isinstance(id2label, str):
-        id2label = dict(enumerate(id2label))
-    if not isinstance(id2label, Mapping):
-        raise TypeError(f"`id2label` must be a list of class names or a dict, got {type(id2label).__name__}.")
-    id2label = {int(k): str(v) for k, v in id2label.items()}
-    if num_labels is not None and num_labels != len(id2label):
-        raise ValueError(f"`num_labels`={num_labels} but `id2label` has {len(id2label)} classes.")
-    return {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
 
 
 class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
@@ -93,6 +79,7 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
                 raise ValueError("Pass `num_features` (the backbone's output width) with a custom `backbone`.")
             self.backbone = backbone
             self.classifier = nn.Linear(num_features, config.num_labels)
+        self._init_ood_state()
         self.post_init()
 
     # ------------------------------------------------------------------------------------------------ weights
@@ -144,7 +131,7 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             image_size=image_size,
             image_mean=list(image_mean) if image_mean is not None else None,
             image_std=list(image_std) if image_std is not None else None,
-            **_labels_kwargs(num_labels, id2label),
+            **labels_kwargs(num_labels, id2label),
             **config_kwargs,
         )
         return cls(config)
@@ -194,7 +181,7 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             image_size=image_size,
             image_mean=list(image_mean) if image_mean is not None else None,
             image_std=list(image_std) if image_std is not None else None,
-            **_labels_kwargs(num_labels, id2label),
+            **labels_kwargs(num_labels, id2label),
             **config_kwargs,
         )
         model = cls(config, backbone=backbone, num_features=num_features)
@@ -325,35 +312,43 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         return torch.stack([transform(image) for image in images])
 
     @torch.no_grad()
-    def predict_logits(self, images, batch_size: int = 256, normalized: bool = False) -> torch.Tensor:
-        """Logits of raw images (preprocessed with `preprocess`), in batches, under `no_grad`, in eval mode.
+    def predict_outputs(
+        self, images, feature_keys=(), batch_size: int = 256, normalized: bool = False
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits and penultimate features (`"fine-tuned:-1"`, the only image features) of raw images, one forward
+        pass per batch, under `no_grad`, in eval mode (the model's mode is restored).
 
         Args:
             images: as `preprocess`.
+            feature_keys (sequence of `str`, *optional*): `["fine-tuned:-1"]` or nothing.
             batch_size (`int`, *optional*, defaults to 256): images per forward pass.
             normalized (`bool`, *optional*, defaults to `False`): see `preprocess`.
 
         Returns:
-            `torch.FloatTensor` of shape `(N, num_labels)` on the CPU. The model's train/eval mode is restored.
+            `(logits, features)`: float32 arrays `(N, num_labels)` and `{key: (N, num_features)}`.
         """
+        for key in feature_keys:
+            if parse_feature_key(key) != ("fine-tuned", -1):
+                raise ValueError(
+                    f"Image detectors provide only the features their head reads ('fine-tuned:-1'), not {key!r}."
+                )
         pixel_values = self.preprocess(images, normalized=normalized)
         was_training = self.training
         self.eval()
+        logits, feats = [], []
         try:
-            chunks = [
-                self(pixel_values=batch.to(self.device, dtype=self.dtype)).logits.float().cpu()
-                for batch in pixel_values.split(batch_size)
-            ]
+            for batch in pixel_values.split(batch_size):
+                features = self.extract_features(batch.to(self.device, dtype=self.dtype))
+                logits.append(self.classify_features(features).float().cpu())
+                feats.append(features.float().cpu())
         finally:
             self.train(was_training)
-        return torch.cat(chunks)
+        features = torch.cat(feats).numpy()
+        return torch.cat(logits).numpy(), {key: features for key in feature_keys}
 
-    def compute_ood_scores(self, images, batch_size: int = 256, normalized: bool = False) -> np.ndarray:
-        """OOD scores of raw images (config's `ood_score` / `ood_temperature`); higher = more anomalous.
-
-        Used by `calibrate_threshold(images, ...)`.
-        """
-        return self.ood_scores_from_logits(self.predict_logits(images, batch_size=batch_size, normalized=normalized))
+    def predict_logits(self, images, batch_size: int = 256, normalized: bool = False) -> torch.Tensor:
+        """Logits of raw images (`predict_outputs` without features), as a `torch.FloatTensor` `(N, num_labels)`."""
+        return torch.from_numpy(self.predict_outputs(images, batch_size=batch_size, normalized=normalized)[0])
 
     def detect(
         self,
@@ -379,18 +374,31 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             `ood_score` (higher = more anomalous) and `is_ood` (`bool`; `None` when no threshold is calibrated and
             none is passed).
         """
-        logits = self.predict_logits(images, batch_size=batch_size, normalized=normalized)
-        return self.detections_from_logits(logits, threshold=threshold, require_threshold=require_threshold)
+        return self._detect(
+            images,
+            threshold=threshold,
+            require_threshold=require_threshold,
+            batch_size=batch_size,
+            normalized=normalized,
+        )
 
-    # The provenance record is modality-independent: share the text detector's implementation.
-    record_oe_provenance = OEClassifier.record_oe_provenance
+    def _fit_data(self, data, labels=None):
+        """Images (and labels) of `fit_ood_score` data: images as `preprocess` takes them, or a dataset of rows with
+        `pixel_values` (normalised tensors) and `labels`/`label`, as `oe_text.vision.data` builds them."""
+        columns = getattr(data, "column_names", None)
+        if columns is not None and "pixel_values" in columns:
+            label_column = next((c for c in ("labels", "label") if c in columns), None)
+            if labels is None and label_column is not None:
+                labels = data[label_column]
+            data = torch.stack([torch.as_tensor(x) for x in data["pixel_values"]])
+        return data, None if labels is None else np.asarray(labels)
 
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`; a Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it."""
-        return super().from_pretrained(
-            cls._resolve_pretrained_name(pretrained_model_name_or_path), *model_args, **kwargs
+        return cls._load_checked(
+            super().from_pretrained, resolve_model_path(pretrained_model_name_or_path), *model_args, **kwargs
         )
 
     def build_model_card(self, **card_kwargs):

@@ -185,3 +185,26 @@ def test_image_detector_push_to_local_hub_then_load_by_repo_id(tmp_path):
         assert out["threshold"][0] == out["threshold"][1] is not None
         assert sorted(repo.files) == ["README.md", "config.json", "model.safetensors"]
         assert 'from_pretrained("user/tiny-image-oe")' in repo.files["README.md"].decode()
+
+
+def test_feature_scores_round_trip_for_image_detectors(tiny_wrn, tmp_path):
+    torch.manual_seed(1)
+    train = torch.rand(24, 1, 16, 16)
+    labels = [0, 1, 2] * 8
+    validation, outliers = torch.rand(10, 1, 16, 16), torch.rand(10, 1, 16, 16) * 0.2
+    tiny_wrn.fit_ood_score("knn", train, k=3, fitted_on="toy")
+    tiny_wrn.fit_ood_score("mahalanobis", train, labels=labels, reg=1e-2)
+    tiny_wrn.fit_ood_score("combined", validation, outliers=outliers, components=["msp", "knn", "mahalanobis"])
+    assert tiny_wrn.config.ood_score == "combined"
+    with pytest.raises(ValueError, match="has no pretrained feature encoder"):
+        tiny_wrn.fit_ood_score("knn", train, features="pretrained", name="knn_pre")
+    tiny_wrn.calibrate_threshold(validation, tpr=0.8, calibration_data="toy")
+    probe = torch.cat([validation, outliers])
+    before = tiny_wrn.detect(probe)
+    tiny_wrn.save_pretrained(tmp_path)
+    for loaded in (
+        OEImageClassifier.from_pretrained(tmp_path),
+        AutoModelForImageClassification.from_pretrained(tmp_path),
+    ):
+        assert loaded.config.ood_fitted_scores.keys() == {"knn", "mahalanobis", "combined"}
+        assert loaded.detect(probe) == before

@@ -1,0 +1,211 @@
+"""Hub persistence shared by every oe-text detector: `save_pretrained` / `push_to_hub` with the detector's own card.
+
+The decision rule itself (scores, threshold, fitted feature-space scores) lives in `oe_text.detection`; this module
+only writes and uploads what a detector is: safetensors weights (including the fitted score state), `config.json`
+(including the decision rule), extra files such as the tokenizer, and README.md from the detector's model card.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from .hub import resolve_model_path
+
+
+class DetectorHubMixin:
+    """Saving and pushing a detector together with its own model card, for text and image detectors alike.
+
+    `PreTrainedModel.push_to_hub` would replace README.md with a generic card; here `save_pretrained` writes the
+    detector's card (`build_model_card`, which the host class defines) and any extra files (`_save_extras`, e.g. the
+    tokenizer), and `push_to_hub` uploads exactly the folder `save_pretrained` writes.
+    """
+
+    _PUSH_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "revision", "create_pr")
+
+    def build_model_card(self, **card_kwargs):
+        """The detector's `huggingface_hub.ModelCard`; `card_kwargs` holds `repo_id` and `tags` when pushing."""
+        raise NotImplementedError
+
+    def _save_extras(self, save_directory: str | os.PathLike) -> None:
+        """Files saved beside the weights (the text detector's tokenizer); nothing by default."""
+
+    def record_oe_provenance(
+        self,
+        in_distribution_dataset: str | None = None,
+        auxiliary_dataset: str | None = None,
+        oe_weight: float | None = None,
+        oe_loss: str | None = None,
+        ood_results: Mapping[str, Mapping[str, float]] | str | None = None,
+        training_args=None,
+        **extra,
+    ) -> dict[str, Any]:
+        """Record how the detector was trained and evaluated, for the model card (`config.oe`).
+
+        Args:
+            in_distribution_dataset (`str`, *optional*): e.g. `"SetFit/sst2"`.
+            auxiliary_dataset (`str`, *optional*): the outlier exposure dataset, e.g. `"Salesforce/wikitext"`.
+            oe_weight (`float`, *optional*): lambda, the weight of the OE term.
+            oe_loss (`str`, *optional*): `"uniform"` (cross-entropy to uniform) or `"energy"`.
+            ood_results (`dict` or `str`, *optional*): `{ood_set: {metric: value}}` with the keys of
+                `oe_text.metrics.ood_detection_metrics` (fractions in [0, 1]), or a markdown table.
+            training_args (`OETrainingArguments`, *optional*): fills `oe_weight` and `oe_loss` when not given.
+            extra: other JSON-serialisable entries to keep (e.g. `seed`, `epochs`).
+
+        Returns:
+            `dict`: the updated `config.oe`.
+        """
+        if training_args is not None:
+            oe_weight = oe_weight if oe_weight is not None else getattr(training_args, "oe_weight", None)
+            oe_loss = oe_loss if oe_loss is not None else getattr(training_args, "oe_loss", None)
+        values = {
+            "in_distribution_dataset": in_distribution_dataset,
+            "auxiliary_dataset": auxiliary_dataset,
+            "oe_weight": oe_weight,
+            "oe_loss": oe_loss,
+            "ood_results": ood_results,
+            **extra,
+        }
+        oe = dict(self.config.oe or {})
+        oe.update({k: v for k, v in values.items() if v is not None})
+        json.dumps(oe)  # fail now, not at save time, on values config.json cannot hold
+        self.config.oe = oe
+        return oe
+
+    #: State-dict prefixes a detector cannot do without: a checkpoint lacking them must not load silently.
+    _REQUIRED_STATE_PREFIXES = ("ood_state.", "feature_backbone.")
+
+    @classmethod
+    def _load_checked(cls, loader, name: str, *model_args, **kwargs):
+        """Call `PreTrainedModel.from_pretrained` (`loader`) and fail on missing or misshapen detector state.
+
+        transformers initialises missing weights at random with a warning; for the fitted score state and the frozen
+        pretrained encoder that would be a silent change of the decision rule, so it is an error here.
+        """
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = loader(name, *model_args, output_loading_info=True, **kwargs)
+        bad = sorted(
+            k
+            for k in (*info.get("missing_keys", ()), *(m[0] for m in info.get("mismatched_keys", ())))
+            if k.startswith(cls._REQUIRED_STATE_PREFIXES)
+        )
+        if bad:
+            raise OSError(
+                f"The detector at {name} lacks (or has the wrong shape for) {len(bad)} tensor(s) its config needs, "
+                f"e.g. {bad[:3]}: the fitted OOD score state (`config.ood_fitted_scores`) or the pretrained feature "
+                "encoder does not match the weights file. Refusing to load with another decision rule; re-save the "
+                "detector."
+            )
+        return (model, info) if want_info else model
+
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        state_dict: dict | None = None,
+        push_to_hub: bool = False,
+        *,
+        model_card: bool = True,
+        model_card_kwargs: dict[str, Any] | None = None,
+        **kwargs,
+    ) -> None:
+        """`PreTrainedModel.save_pretrained` (safetensors, config with the threshold) plus extras and a model card.
+
+        Args:
+            save_directory, is_main_process, state_dict, kwargs: as `PreTrainedModel.save_pretrained`.
+            push_to_hub (`bool`, *optional*, defaults to `False`): then upload the folder to `repo_id` (a kwarg;
+                default: the folder's name).
+            model_card (`bool`, *optional*, defaults to `True`): write README.md (`build_model_card`).
+            model_card_kwargs (`dict`, *optional*): extra arguments of `build_model_card` (e.g. `repo_id`, `tags`).
+        """
+        push_kwargs = {}
+        if push_to_hub:
+            push_kwargs = {k: kwargs.pop(k) for k in self._PUSH_KWARGS if k in kwargs}
+            push_kwargs["token"] = kwargs.get("token")
+        super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
+        if not is_main_process:
+            return
+        self._save_extras(save_directory)
+        card_kwargs = dict(model_card_kwargs or {})
+        repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
+        if push_to_hub:
+            card_kwargs.setdefault("repo_id", repo_id)
+        if model_card:
+            self.build_model_card(**card_kwargs).save(os.path.join(save_directory, "README.md"))
+        if push_to_hub:
+            self._upload_folder(save_directory, repo_id, **push_kwargs)
+
+    def _upload_folder(
+        self,
+        folder: str | os.PathLike,
+        repo_id: str,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ):
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        if revision is not None and not revision.startswith("refs/pr"):
+            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=os.fspath(folder),
+            commit_message=commit_message or f"Upload {type(self).__name__} detector",
+            commit_description=commit_description,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        commit_description: str | None = None,
+        private: bool | None = None,
+        token: bool | str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        max_shard_size: int | str | None = "50GB",
+        tags: list[str] | None = None,
+    ):
+        """Save the detector (weights, config with the threshold, extras, model card) and upload it to `repo_id`.
+
+        Unlike `PreTrainedModel.push_to_hub`, which replaces README.md with a generic card, the uploaded README.md
+        is the detector's own card (its usage snippet names `repo_id`).
+
+        Args:
+            repo_id (`str`): `"user/name"` (or `"name"` in the token's namespace).
+            commit_message, commit_description, private, token, revision, create_pr, max_shard_size: as
+                `PreTrainedModel.push_to_hub`.
+            tags (`list[str]`, *optional*): extra model card tags.
+
+        Returns:
+            `huggingface_hub.CommitInfo` of the upload.
+        """
+        with tempfile.TemporaryDirectory() as tmp_dir:
+            self.save_pretrained(
+                tmp_dir, max_shard_size=max_shard_size, model_card_kwargs={"repo_id": repo_id, "tags": tags}
+            )
+            return self._upload_folder(
+                tmp_dir,
+                repo_id,
+                commit_message=commit_message,
+                commit_description=commit_description,
+                private=private,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+
+__all__ = ["DetectorHubMixin", "resolve_model_path"]

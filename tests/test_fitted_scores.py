@@ -1,0 +1,219 @@
+"""Fitted OOD scores as detector state: k-NN, Mahalanobis and combined scores saved in safetensors and restored."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForSequenceClassification, BertModel, pipeline
+
+from oe_text.detection import OODDetectorConfig
+from oe_text.modeling_oe import OEClassifier
+from oe_text.score_combination import combine_scores, fit_score_combination
+
+
+ID_TEXTS = [
+    "the movie was good",
+    "a bad film",
+    "the film was great",
+    "the plot was boring",
+    "a fun movie",
+    "the actor was awful",
+    "i love the film",
+    "i hate the plot",
+    "not very good",
+    "a very bad movie",
+    "the movie was fun and good",
+    "the film was not great",
+]
+ID_LABELS = [1, 0, 1, 0, 1, 0, 1, 0, 0, 0, 1, 0]
+OUTLIERS = [
+    "the river of the north city",
+    "the king was born in the first year",
+    "the second album song",
+    "war history",
+]
+
+
+@pytest.fixture
+def backbone_dir(tmp_path, tiny_bert_config, tiny_tokenizer):
+    """A tiny pretrained BERT encoder saved to a folder, as `from_backbone` / `attach_pretrained_encoder` read it."""
+    torch.manual_seed(0)
+    folder = tmp_path / "backbone"
+    BertModel(tiny_bert_config, add_pooling_layer=False).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def detector(backbone_dir):
+    torch.manual_seed(1)
+    model = OEClassifier.from_backbone(str(backbone_dir), id2label=["negative", "positive"])
+    # Move the "fine-tuned" encoder away from the pretrained one, as training would.
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_knn_score_matches_scorer_and_decides(detector):
+    name = detector.fit_ood_score("knn", ID_TEXTS, k=2, fitted_on="toy train")
+    assert name == "knn" and detector.config.ood_score == "knn"
+    spec = detector.config.ood_fitted_scores["knn"]
+    assert spec["features"]["encoder"] == "fine-tuned" and spec["shapes"]["bank"] == [len(ID_TEXTS), 32]
+    assert spec["fitted_on"] == {"dataset": "toy train", "n_examples": len(ID_TEXTS)}
+    scores = detector.compute_ood_scores(ID_TEXTS + OUTLIERS)
+    # A training text is its own nearest neighbour: its k=2 distance is to another text, outliers are farther.
+    assert scores[: len(ID_TEXTS)].mean() < scores[len(ID_TEXTS) :].mean()
+    # The same numbers as the scorer of oe_text.feature_scores on the same features.
+    from oe_text.feature_scores import KNNScorer
+
+    _, feats = detector.predict_outputs(ID_TEXTS + OUTLIERS, ["fine-tuned:-1"])
+    direct = KNNScorer(k=2).fit(feats["fine-tuned:-1"][: len(ID_TEXTS)]).score(feats["fine-tuned:-1"])
+    np.testing.assert_allclose(scores, direct, rtol=1e-5, atol=1e-6)
+    detector.calibrate_threshold(ID_TEXTS, tpr=0.75)
+    out = detector.detect(ID_TEXTS + OUTLIERS)
+    assert [d["ood_score"] for d in out] == pytest.approx(list(scores))
+    assert sum(d["is_ood"] for d in out[: len(ID_TEXTS)]) == 3  # 1 - tpr of the calibration texts
+
+
+def test_pretrained_features_are_the_frozen_encoder(detector, backbone_dir, tiny_tokenizer):
+    detector.fit_ood_score("knn", ID_TEXTS, k=2, features="pretrained", name="knn_pretrained")
+    assert detector.config.pretrained_feature_encoder
+    assert all(not p.requires_grad for p in detector.feature_backbone.parameters())
+    _, feats = detector.predict_outputs(OUTLIERS, ["pretrained:-1", "fine-tuned:-1"])
+    encoder = BertModel.from_pretrained(backbone_dir).eval()
+    enc = tiny_tokenizer(OUTLIERS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = encoder(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    expected = ((states * mask).sum(1) / mask.sum(1)).numpy()
+    np.testing.assert_allclose(feats["pretrained:-1"], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(feats["fine-tuned:-1"], expected, atol=1e-3)
+
+
+def test_intermediate_layer_features(detector):
+    _, feats = detector.predict_outputs(OUTLIERS, ["fine-tuned:-1", "fine-tuned:1", "fine-tuned:2"])
+    # hidden_states[-1] of a 2-layer encoder is layer 2: the same as the pooled last layer.
+    np.testing.assert_allclose(feats["fine-tuned:2"], feats["fine-tuned:-1"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(feats["fine-tuned:1"], feats["fine-tuned:-1"])
+
+
+def test_combined_score_round_trips_through_save_load_auto_and_pipeline(detector, tmp_path):
+    detector.fit_ood_score("knn", ID_TEXTS, k=2, features="pretrained", name="knn_pretrained")
+    detector.fit_ood_score("mahalanobis", ID_TEXTS, labels=ID_LABELS, reg=1e-3)
+    detector.fit_ood_score("combined", ID_TEXTS, outliers=OUTLIERS, components=["msp", "knn_pretrained"])
+    spec = detector.config.ood_fitted_scores["combined"]
+    assert spec["components"] == ["msp", "knn_pretrained"]
+    assert detector.required_feature_keys() == ["pretrained:-1"]
+    detector.calibrate_threshold(ID_TEXTS, tpr=0.75, calibration_data="toy")
+    probe = ID_TEXTS + OUTLIERS + ["good river", "the the the"]
+    before = detector.detect(probe)
+    scores = {
+        n: detector.ood_scores_from_outputs(
+            *detector.predict_outputs(probe, ["pretrained:-1", "fine-tuned:-1"]), name=n
+        )
+        for n in ("knn_pretrained", "mahalanobis", "combined")
+    }
+
+    detector.save_pretrained(tmp_path / "det")
+    weights = load_file(str(tmp_path / "det" / "model.safetensors"))
+    assert weights["ood_state.knn_pretrained__bank"].shape == (len(ID_TEXTS), 32)
+    assert weights["ood_state.combined__weight"].shape == (2,)
+    assert any(k.startswith("feature_backbone.") for k in weights)
+    assert not list(tmp_path.joinpath("det").glob("*.bin")) and not list(tmp_path.joinpath("det").glob("*.pkl"))
+
+    for loaded in (
+        OEClassifier.from_pretrained(tmp_path / "det"),
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "det"),
+        pipeline("text-classification", model=str(tmp_path / "det")).model,
+    ):
+        assert isinstance(loaded, OEClassifier)
+        assert loaded.config.ood_score == "combined"
+        if loaded.tokenizer is None:
+            loaded.tokenizer = detector.tokenizer
+        assert loaded.detect(probe) == before
+        outputs = loaded.predict_outputs(probe, ["pretrained:-1", "fine-tuned:-1"])
+        for n, expected in scores.items():
+            np.testing.assert_array_equal(loaded.ood_scores_from_outputs(*outputs, name=n), expected)
+
+
+def test_missing_or_misshapen_state_fails_to_load(detector, tmp_path):
+    detector.fit_ood_score("knn", ID_TEXTS, k=2)
+    detector.save_pretrained(tmp_path / "det")
+    path = tmp_path / "det" / "model.safetensors"
+    weights = load_file(str(path))
+    bank = weights.pop("ood_state.knn__bank")
+    save_file(weights, str(path), metadata={"format": "pt"})
+    with pytest.raises(OSError, match="ood_state.knn__bank"):
+        OEClassifier.from_pretrained(tmp_path / "det")
+    weights["ood_state.knn__bank"] = bank[:, :16].contiguous()
+    save_file(weights, str(path), metadata={"format": "pt"})
+    with pytest.raises((OSError, RuntimeError, ValueError), match="knn__bank|size|shape"):
+        OEClassifier.from_pretrained(tmp_path / "det")
+
+
+def test_config_without_state_never_falls_back(detector):
+    detector.fit_ood_score("knn", ID_TEXTS, k=2)
+    detector.ood_state.drop("knn")
+    with pytest.raises(ValueError, match="fitted state of score 'knn' is missing"):
+        detector.detect(OUTLIERS)
+    with pytest.raises(ValueError, match="needs features"):
+        detector.ood_scores_from_logits(torch.zeros(2, 2))
+
+
+def test_bad_fitting_input(detector):
+    with pytest.raises(ValueError, match="empty"):
+        detector.fit_ood_score("knn", [])
+    with pytest.raises(ValueError, match="single-class"):
+        detector.fit_ood_score("mahalanobis", ID_TEXTS, labels=[0] * len(ID_TEXTS))
+    with pytest.raises(ValueError, match="needs class labels"):
+        detector.fit_ood_score("mahalanobis", ID_TEXTS)
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        detector.fit_ood_score("lof", ID_TEXTS)
+    with pytest.raises(ValueError, match="needs `outliers`"):
+        detector.fit_ood_score("combined", ID_TEXTS)
+    with pytest.raises(ValueError, match="Unknown component"):
+        detector.fit_ood_score("combined", ID_TEXTS, outliers=OUTLIERS, components=["msp", "nothing"])
+    with pytest.raises(ValueError, match="logit score"):
+        detector.fit_ood_score("knn", ID_TEXTS, name="msp")
+    with pytest.raises(MemoryError, match="max_fit_samples"):
+        import oe_text.detection as detection
+
+        detection._check_bank_memory(10**12, 384)
+    # Nothing half-fitted was left behind.
+    assert detector.config.ood_fitted_scores is None and detector.config.ood_score == "msp"
+
+
+def test_feature_size_mismatch_is_reported(detector):
+    detector.fit_ood_score("knn", ID_TEXTS, k=2)
+    spec = json.loads(json.dumps(detector.config.ood_fitted_scores))
+    spec["knn"]["shapes"]["bank"] = [len(ID_TEXTS), 16]
+    detector.config.ood_fitted_scores = spec
+    with pytest.raises(ValueError, match=r"should have shape \[12, 16\]"):
+        detector.compute_ood_scores(OUTLIERS)
+
+
+def test_score_combination_is_a_logistic_model_on_standardised_scores():
+    rng = np.random.default_rng(0)
+    id_s = rng.normal(size=(200, 2))
+    out_s = rng.normal(size=(200, 2)) + np.array([3.0, 0.0])  # only the first score separates
+    state = fit_score_combination(id_s, out_s)
+    np.testing.assert_allclose(state["mean"], id_s.mean(0), rtol=1e-5)
+    assert state["weight"][0] > 5 * abs(state["weight"][1])
+    combined = combine_scores(np.concatenate([id_s, out_s]), **state)
+    z = (np.concatenate([id_s, out_s]) - state["mean"]) / state["std"]
+    np.testing.assert_allclose(combined, z @ state["weight"] + state["bias"][0], rtol=1e-6)
+    assert combined[200:].mean() > combined[:200].mean()
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_score_combination(id_s[:1], out_s)
+
+
+def test_detection_fields_are_declared_once():
+    from oe_text.configuration_oe import OEConfig
+    from oe_text.vision.configuration import OEImageConfig
+
+    assert issubclass(OEConfig, OODDetectorConfig) and issubclass(OEImageConfig, OODDetectorConfig)
+    for field in ("ood_score", "ood_threshold", "ood_fitted_scores", "oe"):
+        assert field not in OEConfig.__annotations__ and field not in OEImageConfig.__annotations__
