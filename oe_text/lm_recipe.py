@@ -38,7 +38,15 @@ from typing import Any
 
 import datasets
 import numpy as np
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, HfArgumentParser
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    HfArgumentParser,
+    set_seed,
+)
 from transformers.utils import logging
 
 from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets, load_outlier_dataset
@@ -447,6 +455,7 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
                 tokenizer.save_pretrained(folder)
             else:
                 tokenizer = AutoTokenizer.from_pretrained(folder)
+        set_seed(training_args.seed)  # the Trainer seeds only after the model exists: seed its initialisation here
         model = build_scratch_model(tokenizer, recipe_args)
     max_length = recipe_args.max_length
     train = _encoded(corpus["train"], tokenizer, max_length)

@@ -40,6 +40,13 @@ def test_lm_recipe_runs_and_reports_both_models(tmp_path, mirror, capsys):
     assert len(detector.detect(["a fine film .", "the cat sat on the mat ."])) == 2
 
 
+def test_lm_recipe_is_reproducible(tmp_path, mirror):
+    # Same seed, same numbers: the tokenizer, the model's initialisation and both training phases are seeded.
+    runs = [main([*TINY, "--max_train_samples", "32", "--output_dir", str(tmp_path / name)]) for name in "ab"]
+    assert runs[0].id_nll == runs[1].id_nll
+    assert runs[0].oe.mean_metrics("kl_uniform") == runs[1].oe.mean_metrics("kl_uniform")
+
+
 def test_likelihood_paradox_numbers():
     import numpy as np
 
