@@ -31,6 +31,7 @@ from _common import gru_tokenizer, md_table, peak_rss_mib, print_header, set_thr
 def child(args) -> dict:
     """One measurement in this (fresh) process; returns the numbers as a dict."""
     import datasets
+    from transformers import set_seed
 
     from oe_text import OETrainer, OETrainingArguments
     from oe_text.data import load_id_dataset, load_outlier_dataset
@@ -57,6 +58,7 @@ def child(args) -> dict:
         )
     else:
         outliers = datasets.Dataset.from_dict({"text": sentences * args.scale})
+    set_seed(0)  # seeded construction
     model = OEClassifier.from_rnn("gru", tokenizer=tokenizer, id2label=["negative", "positive"])
     rss_setup = peak_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _common import evaluation_data, md_table, print_header, set_threads, tokenize_column
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast, set_seed
 
 from oe_text import OETrainer, OETrainingArguments
 from oe_text.data import TextNormalization, load_id_dataset
@@ -130,6 +130,7 @@ def main() -> None:
 
     train = tokenize_column(data["train"], tokenizer, max_length)
     label_names = data["train"].features["label"].names
+    set_seed(args.seed)  # seeded construction: the initial weights depend on the seed only
     model = OEClassifier.from_rnn("gru", tokenizer=tokenizer, id2label=label_names)
     fields = {f.name for f in dataclasses.fields(OETrainingArguments)}
     base_kwargs = {k: v for k, v in defaults.items() if k in fields and k != "output_dir"}

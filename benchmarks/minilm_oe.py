@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _common import MINILM_ID, evaluation_data, md_table, print_header, set_threads, tokenize_column
+from transformers import set_seed
 
 from oe_text import OETrainer, OETrainingArguments
 from oe_text.data import TextNormalization, load_id_dataset
@@ -100,6 +101,7 @@ def main() -> None:
     start = time.time()
     print_header("all-MiniLM-L6-v2: baseline vs OE vs energy-bounded OE (SST-2)")
 
+    set_seed(args.seed)  # seeded construction: the classifier head's initial weights depend on the seed only
     base_model = OEClassifier.from_backbone(MINILM_ID, id2label=["negative", "positive"])
     tokenizer = base_model.tokenizer
     norm = TextNormalization.for_tokenizer(tokenizer)

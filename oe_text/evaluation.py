@@ -880,6 +880,7 @@ def evaluate_ood_from_logits(
     calibration_bin_size: int = 100,
     unavailable: Mapping[str, str] | None = None,
     plan: OODSubsetPlan | None = None,
+    precomputed_scores: Mapping[str, tuple[Any, Mapping[str, Any]]] | None = None,
 ) -> OODResults:
     """OOD detection metrics, accuracy and calibration from precomputed logits (text, vision, anything).
 
@@ -911,6 +912,9 @@ def evaluate_ood_from_logits(
         unavailable (`Mapping[str, str]`, *optional*): OOD sets that could not be loaded, with the reason; listed in
             every report.
         plan (`OODSubsetPlan`, *optional*): subsets drawn beforehand with `plan_ood_subsets`.
+        precomputed_scores (`Mapping[str, (id_scores, {ood_set: scores})]`, *optional*): scores computed elsewhere
+            (e.g. a detector's fitted feature or combined score, `OODDetectorMixin.ood_scores_from_outputs`), aligned
+            with `id_logits` / `ood_logits` rows; reported after `scores` under their names.
 
     Returns:
         `OODResults`.
@@ -921,7 +925,13 @@ def evaluate_ood_from_logits(
         raise ValueError(f"`temperature` must be > 0, got {temperature}.")
     if fpr_method not in ("paper", "at_least"):
         raise ValueError(f"`fpr_method` must be 'paper' or 'at_least', got {fpr_method!r}.")
-    score_names, feature_scorers = _resolve_scores(scores)
+    precomputed_scores = dict(precomputed_scores or {})
+    score_names, feature_scorers = _resolve_scores(scores) if scores else ([], {})
+    clash = sorted(set(score_names) & set(precomputed_scores))
+    if clash:
+        raise ValueError(f"score(s) {clash} are both requested in `scores` and given in `precomputed_scores`.")
+    if not score_names and not precomputed_scores:
+        raise ValueError("`scores` is empty: pass e.g. ('msp',).")
     id_z = _as_logit_array(id_logits, "id_logits")
     num_classes = id_z.shape[1]
     ood_z = {}
@@ -970,6 +980,21 @@ def evaluate_ood_from_logits(
             id_s,
             ood_s,
         )
+    for s, (id_values, ood_values) in precomputed_scores.items():
+        id_s[s] = _as_score_vector(id_values, f"precomputed_scores[{s!r}] (ID)")
+        if id_s[s].shape[0] != id_z.shape[0]:
+            raise ValueError(f"`precomputed_scores[{s!r}]` has {id_s[s].shape[0]} ID scores for {id_z.shape[0]} rows.")
+        if set(ood_values) != set(ood_z):
+            raise ValueError(
+                f"`precomputed_scores[{s!r}]` has OOD sets {sorted(ood_values)}, expected {sorted(ood_z)}."
+            )
+        for name, values in ood_values.items():
+            v = _as_score_vector(values, f"precomputed_scores[{s!r}][{name!r}]")
+            expected = ood_z[name].shape[0] if sel[name] is None else plan.ood_sizes[name]
+            if v.shape[0] != expected:
+                raise ValueError(f"`precomputed_scores[{s!r}][{name!r}]` must have {expected} scores like its logits.")
+            ood_s[name][s] = v if sel[name] is None else v[sel[name]]
+    score_names = [*score_names, *precomputed_scores]
     id_s = {s: id_s[s] for s in score_names}
     ood_s = {name: {s: v[s] for s in score_names} for name, v in ood_s.items()}
 
@@ -1127,7 +1152,9 @@ def evaluate_ood(
         ood_datasets (`Mapping[str, Dataset | Sequence[str]]`): OOD sets by name; a `Dataset` is read from
             `text_column`, or from its only string column.
         scores (sequence, *optional*, defaults to `("msp",)`): logit scores (`"msp"`, `"max_logit"`, `"energy"`,
-            `"kl_uniform"`, `"entropy"`), feature scores (`"mahalanobis"`, `"knn"`) or `FeatureScorer` instances.
+            `"kl_uniform"`, `"entropy"`), feature scores (`"mahalanobis"`, `"knn"`) or `FeatureScorer` instances, and
+            the names of scores fitted on the detector (`model.config.ood_fitted_scores`, see `fit_ood_score`), which
+            are computed exactly as `model.detect` computes them.
         protocol (`str`, *optional*, defaults to `"paper"`): `"paper"` (OOD:ID = 1:5, mean over 10 seeded subsets) or
             `"full"` (all inputs).
         fpr_tprs (sequence of `float`, *optional*, defaults to `(0.9, 0.95)`): OOD recalls of the reported FPRs.
@@ -1155,7 +1182,7 @@ def evaluate_ood(
         `OODResults`: `print(results)` shows the markdown tables; `results.save(dir)` writes JSON, CSV, markdown and
         plots.
     """
-    from .inference import predict_logits
+    from .inference import predict_outputs
 
     if not ood_datasets:
         raise ValueError("`ood_datasets` is empty: pass at least one OOD set, e.g. {'snli': snli_test['hypothesis']}.")
@@ -1164,7 +1191,12 @@ def evaluate_ood(
         tokenizer = getattr(model, "tokenizer", None)
         if tokenizer is None:
             raise ValueError("`tokenizer` is None and the model carries no `tokenizer`; pass the model's tokenizer.")
-    score_names, feature_scorers = _resolve_scores(scores)
+    scores = [scores] if isinstance(scores, str | FeatureScorer) else list(scores)
+    fitted = getattr(getattr(model, "config", None), "ood_fitted_scores", None) or {}
+    detector_scores = [s for s in scores if isinstance(s, str) and s in fitted]
+    other_scores = [s for s in scores if not (isinstance(s, str) and s in fitted)]
+    score_names, feature_scorers = _resolve_scores(other_scores) if other_scores else ([], {})
+    detector_keys = sorted({key for s in detector_scores for key in model.required_feature_keys(s)})
     id_texts, id_labels = _texts_and_labels(id_dataset, text_column, label_column, "id_dataset")
     ood_texts = {name: _texts_of(d, text_column, f"ood_datasets[{name!r}]") for name, d in ood_datasets.items()}
     plan = plan_ood_subsets(
@@ -1184,16 +1216,20 @@ def evaluate_ood(
             f"{', with labels' if any(sc.needs_labels for sc in fit_scorers.values()) else ''}) or fitted scorers."
         )
 
-    def run(texts: list[str], desc: str):
-        return predict_logits(
+    def run_all(texts: list[str], desc: str, keys: list[str]):
+        return predict_outputs(
             model,
             tokenizer,
             texts,
+            feature_keys=keys,
             batch_size=batch_size,
             max_length=max_length,
-            output_features=need_features,
             progress=desc if progress else False,
         )
+
+    def run(texts: list[str], desc: str):
+        logits, feats = run_all(texts, desc, ["fine-tuned:-1"] if need_features else [])
+        return (logits, feats["fine-tuned:-1"]) if need_features else logits
 
     if fit_scorers:
         fit_texts, fit_labels = _texts_and_labels(
@@ -1209,19 +1245,34 @@ def evaluate_ood(
             for scorer in fit_scorers.values():
                 scorer.partial_fit(feats, None if fit_labels is None else fit_labels[start:stop])
 
-    out = run(id_texts, f"ID test ({len(id_texts)})")
-    id_logits, id_features = out if need_features else (out, None)
+    # One forward pass per batch gives the logits, the head's features and every feature a detector score reads.
+    keys = sorted({*detector_keys, *(["fine-tuned:-1"] if need_features else [])})
+    precomputed: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {s: (None, {}) for s in detector_scores}
+
+    def outputs(texts: list[str], desc: str, ood_name: str | None = None):
+        logits, feats = run_all(texts, desc, keys)
+        for s in detector_scores:
+            values = model.ood_scores_from_outputs(logits, feats, name=s)
+            if ood_name is None:
+                precomputed[s] = (values, precomputed[s][1])
+            else:
+                precomputed[s][1][ood_name] = values
+        return logits, feats.get("fine-tuned:-1")
+
+    id_logits, id_features = outputs(id_texts, f"ID test ({len(id_texts)})")
     ood_logits, ood_features = {}, {}
     for name, texts in ood_texts.items():
         needed = plan.indices_to_score(name)
-        out = run([texts[i] for i in needed], f"OOD {name} ({needed.size}/{len(texts)})")
-        ood_logits[name], ood_features[name] = out if need_features else (out, None)
+        ood_logits[name], ood_features[name] = outputs(
+            [texts[i] for i in needed], f"OOD {name} ({needed.size}/{len(texts)})", name
+        )
 
     return evaluate_ood_from_logits(
         id_logits,
         ood_logits,
         id_labels=id_labels,
         scores=[feature_scorers.get(s, s) for s in score_names],
+        precomputed_scores=precomputed,
         id_features=id_features,
         ood_features=ood_features if need_features else None,
         protocol=protocol,

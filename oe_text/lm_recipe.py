@@ -104,6 +104,8 @@ LM_TRAINING_DEFAULTS: dict[str, Any] = {
     "num_train_epochs": 0.5,
     "weight_decay": 0.01,
     "oe_weight": 0.5,
+    # Outliers drawn from the length bucket of each step's in-distribution batches (as the classifier recipes).
+    "oe_length_matching": "bucket",
     "logging_steps": 50,
     "save_strategy": "no",
     "report_to": "none",

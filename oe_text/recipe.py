@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 from datasets import Dataset
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import AutoTokenizer, HfArgumentParser, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from .data import (
@@ -51,6 +52,8 @@ from .training_args import OETrainingArguments
 logger = logging.get_logger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# Where the finished baseline is saved when checkpointing is on (so that a resumed run does not retrain it).
+BASELINE_FINAL = "final"
 RNN_MODELS = ("gru", "lstm")
 
 # The paper's NLP code (train.py / train_OE.py): Adam lr 0.01, cosine schedule, batch 64, 5 epochs, λ = 1, no clipping.
@@ -66,8 +69,7 @@ RNN_TRAINING_DEFAULTS: dict[str, Any] = {
     "oe_weight": 1.0,
 }
 # Fine-tuning defaults for pretrained encoders, sized so the SST-2 recipe runs in minutes on a CPU: one baseline
-# epoch, then half an epoch of OE fine-tuning (each OE step also runs a batch of outliers, which are longer than
-# SST-2 sentences, so it costs about three baseline steps).
+# epoch, then half an epoch of OE fine-tuning (each OE step also runs a batch of outliers of the same length).
 TRANSFORMER_TRAINING_DEFAULTS: dict[str, Any] = {
     "learning_rate": 5e-5,
     "lr_scheduler_type": "linear",
@@ -82,6 +84,8 @@ TRANSFORMER_TRAINING_DEFAULTS: dict[str, Any] = {
 COMMON_TRAINING_DEFAULTS: dict[str, Any] = {
     # Batches of similar lengths, like the paper's torchtext BucketIterator; also much less padding on a CPU.
     "train_sampling_strategy": "group_by_length",
+    # Outliers drawn from the length bucket of each in-distribution batch: no row is padded to outlier length.
+    "oe_length_matching": "bucket",
     "logging_steps": 20,
     "save_strategy": "no",
     "report_to": "none",
@@ -253,19 +257,30 @@ def _normalization(recipe_args: RecipeArguments, tokenizer) -> TextNormalization
     return TextNormalization.for_tokenizer(tokenizer)
 
 
-def _build_model(recipe_args: RecipeArguments, label_names: list[str], tokenizer) -> OEClassifier:
+def _build_model(recipe_args: RecipeArguments, label_names: list[str], tokenizer, seed: int) -> OEClassifier:
+    # Seeded here, right before the weights are drawn: they depend on the seed only, not on what ran before.
+    set_seed(seed)
     if recipe_args.is_rnn:
         return OEClassifier.from_rnn(kind=recipe_args.model.lower(), id2label=label_names, tokenizer=tokenizer)
     return OEClassifier.from_backbone(recipe_args.model, id2label=label_names)
 
 
-def _rnn_tokenizer(recipe_args, training_args, train_texts: list[str], max_length: int):
+def _rnn_tokenizer(
+    recipe_args, training_args, train_texts: list[str], max_length: int, normalization: TextNormalization
+):
+    """Train (process 0) or load the sentencepiece tokenizer; it lower-cases exactly when `normalization` does."""
     folder = Path(training_args.output_dir) / "tokenizer"
     # One process trains the tokenizer; the others load it, so every rank has the same vocabulary.
     with training_args.main_process_first(desc="training the sentencepiece tokenizer"):
         if training_args.process_index == 0:
             tokenizer = train_sentencepiece_tokenizer(
-                train_texts, vocab_size=recipe_args.vocab_size, model_max_length=max_length, seed=training_args.seed
+                train_texts,
+                vocab_size=recipe_args.vocab_size,
+                model_max_length=max_length,
+                # The data is already normalised; the tokenizer repeats the same casing rule for raw text at
+                # inference (`detect`), so training and inference see the same text.
+                lowercase=normalization.lowercase,
+                seed=training_args.seed,
             )
             tokenizer.save_pretrained(folder)
         else:
@@ -275,8 +290,62 @@ def _rnn_tokenizer(recipe_args, training_args, train_texts: list[str], max_lengt
 
 def _phase_args(training_args: OETrainingArguments, name: str, **changes) -> OETrainingArguments:
     output_dir = os.path.join(training_args.output_dir, name)
-    # `replace` re-runs __post_init__, which must not see derived fields twice.
-    return dataclasses.replace(training_args, output_dir=output_dir, **changes)
+    # `replace` re-runs __post_init__, which must not see derived fields twice. Resuming is planned by the recipe.
+    return dataclasses.replace(training_args, output_dir=output_dir, resume_from_checkpoint=None, **changes)
+
+
+def _complete_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoints in `folder` that were saved completely (`trainer_state.json` is written last), oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*") if (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1)
+
+
+def _resume_plan(training_args: OETrainingArguments) -> dict[str, str | None]:
+    """Where each phase resumes from under `--resume_from_checkpoint` (`true` or a checkpoint folder).
+
+    Returns `{"baseline": None | "final" | checkpoint, "oe": None | checkpoint}`: `"final"` means the baseline
+    finished (saved in `baseline/final`) and is loaded instead of retrained. With `true`, the OE phase resumes from its
+    newest complete checkpoint if it has one (the baseline is then loaded), else the baseline resumes from its own.
+    """
+    value = training_args.resume_from_checkpoint
+    plan: dict[str, str | None] = {"baseline": None, "oe": None}
+    if value is None or str(value).lower() in ("", "false", "none"):
+        return plan
+    root = Path(training_args.output_dir)
+    baseline_dir, oe_dir = root / "baseline", root / "oe"
+    final = baseline_dir / BASELINE_FINAL
+    has_final = (final / "config.json").is_file()
+    if str(value).lower() == "true":
+        oe_checkpoints, baseline_checkpoints = _complete_checkpoints(oe_dir), _complete_checkpoints(baseline_dir)
+        if oe_checkpoints and has_final:
+            return {"baseline": "final", "oe": str(oe_checkpoints[-1])}
+        if has_final:
+            return {"baseline": "final", "oe": None}
+        if baseline_checkpoints:
+            return {"baseline": str(baseline_checkpoints[-1]), "oe": None}
+        raise ValueError(
+            f"--resume_from_checkpoint true: no complete checkpoint under {baseline_dir} or {oe_dir} (and no finished "
+            f"baseline in {final}). Checkpoints are written only with --save_strategy steps or epoch."
+        )
+    checkpoint = Path(value)
+    if not (checkpoint / "trainer_state.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint {value}: not a complete checkpoint (no trainer_state.json).")
+    phase = checkpoint.resolve().parent
+    if phase == oe_dir.resolve():
+        if not has_final:
+            raise ValueError(
+                f"--resume_from_checkpoint {value} is an OE checkpoint, but the finished baseline it needs for the "
+                f"baseline evaluation is missing ({final})."
+            )
+        return {"baseline": "final", "oe": str(checkpoint)}
+    if phase == baseline_dir.resolve():
+        return {"baseline": str(checkpoint), "oe": None}
+    raise ValueError(
+        f"--resume_from_checkpoint {value} is not a checkpoint of this recipe: expected a folder in {baseline_dir} "
+        f"or {oe_dir} (the phases of --output_dir {root})."
+    )
 
 
 def _tokenize(dataset: Dataset, tokenizer, max_length: int) -> Dataset:
@@ -357,6 +426,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     output_dir = Path(training_args.output_dir)
     is_main = training_args.process_index == 0
     max_length = recipe_args.max_length or 128
+    resume = _resume_plan(training_args)  # before any work: a bad --resume_from_checkpoint fails at once
 
     # ---- tokenizer and data (one normalisation policy for ID, auxiliary and OOD text)
     tokenizer = None
@@ -385,7 +455,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     label_names = data["train"].features["label"].names
 
     if recipe_args.is_rnn:
-        tokenizer = _rnn_tokenizer(recipe_args, training_args, data["train"]["text"], max_length)
+        tokenizer = _rnn_tokenizer(recipe_args, training_args, data["train"]["text"], max_length, normalization)
     train = _tokenize(data["train"], tokenizer, max_length)
 
     exclude = None
@@ -405,7 +475,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     training_args.oe_max_length = training_args.oe_max_length or max_length
 
     # ---- 1. baseline
-    model = _build_model(recipe_args, label_names, tokenizer)
+    seed = training_args.seed
     baseline_args = _phase_args(
         training_args,
         "baseline",
@@ -414,13 +484,25 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         learning_rate=recipe_args.baseline_learning_rate or training_args.learning_rate,
         push_to_hub=False,
     )
+    final_baseline = Path(baseline_args.output_dir) / BASELINE_FINAL
+    if resume["baseline"] == "final":
+        logger.warning(f"Resuming: the baseline finished before; loading it from {final_baseline}.")
+        model = OEClassifier.from_pretrained(final_baseline)
+    else:
+        model = _build_model(recipe_args, label_names, tokenizer, seed)
     baseline_trainer = OETrainer(model=model, args=baseline_args, train_dataset=train, processing_class=tokenizer)
-    baseline_trainer.train()
+    if resume["baseline"] != "final":
+        if resume["baseline"]:
+            logger.warning(f"Resuming the baseline from {resume['baseline']}.")
+        baseline_trainer.train(resume_from_checkpoint=resume["baseline"])
+        if baseline_args.save_strategy != "no":
+            # The finished baseline, so that `--resume_from_checkpoint` during the OE phase does not retrain it.
+            baseline_trainer.save_model(str(final_baseline))
     baseline = _evaluate(baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
 
     # ---- 2. Outlier Exposure
     if recipe_args.oe_mode == "scratch":
-        model = _build_model(recipe_args, label_names, tokenizer)
+        model = _build_model(recipe_args, label_names, tokenizer, seed)
     oe_trainer = OETrainer(
         model=model,
         args=_phase_args(training_args, "oe", push_to_hub=False),
@@ -428,7 +510,9 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         processing_class=tokenizer,
         outlier_dataset=outliers,
     )
-    oe_trainer.train()
+    if resume["oe"]:
+        logger.warning(f"Resuming Outlier Exposure from {resume['oe']}.")
+    oe_trainer.train(resume_from_checkpoint=resume["oe"])
     oe = _evaluate(oe_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
     comparison = compare_results({"Baseline": baseline, "OE": oe}, score="msp")
 

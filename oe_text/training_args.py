@@ -11,6 +11,7 @@ OE_LOSSES = ("uniform", "energy", "margin")
 # OE terms per kind of model: "margin" ranks sequence likelihoods (language models only), "energy" needs class logits.
 CLASSIFIER_OE_LOSSES = ("uniform", "energy")
 CAUSAL_LM_OE_LOSSES = ("uniform", "margin")
+OE_LENGTH_MATCHING = ("none", "truncate", "bucket")
 
 
 @dataclass
@@ -71,6 +72,22 @@ class OETrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Truncation length for outlier text. Default: the tokenizer's model_max_length."},
     )
+    oe_length_matching: str = field(
+        default="none",
+        metadata={
+            "help": "How outliers are matched to the length L of the in-distribution batches of an optimizer step "
+            "(the longest micro-batch), so in-distribution rows are not padded to outlier length. 'none': outliers "
+            "as drawn, the joint batch padded to the longest row. 'truncate': outliers cut to L tokens. 'bucket': "
+            "outliers bucketed by token length and drawn from the bucket of lengths up to L (as the paper's "
+            "torchtext BucketIterator), then cut to L. The recipes use 'bucket'. Streamed or image outliers: "
+            "'bucket' acts as 'truncate' (no lengths known in advance), which leaves images unchanged.",
+            "choices": list(OE_LENGTH_MATCHING),
+        },
+    )
+    oe_length_bucket_size: int = field(
+        default=256,
+        metadata={"help": "Minimum outliers per length bucket (oe_length_matching='bucket'); rarer lengths merge."},
+    )
     oe_seed: int | None = field(
         default=None,
         metadata={"help": "Seed of the outlier stream's shuffling. Default: the training seed."},
@@ -98,6 +115,12 @@ class OETrainingArguments(TrainingArguments):
             raise ValueError(f"`oe_margin` must be >= 0, got {self.oe_margin}.")
         if self.oe_max_length is not None and self.oe_max_length < 1:
             raise ValueError(f"`oe_max_length` must be a positive integer or None, got {self.oe_max_length}.")
+        if self.oe_length_matching not in OE_LENGTH_MATCHING:
+            raise ValueError(
+                f"`oe_length_matching` must be one of {list(OE_LENGTH_MATCHING)}, got {self.oe_length_matching!r}."
+            )
+        if self.oe_length_bucket_size < 1:
+            raise ValueError(f"`oe_length_bucket_size` must be >= 1, got {self.oe_length_bucket_size}.")
         if self.oe_shuffle_buffer_size < 1:
             raise ValueError(f"`oe_shuffle_buffer_size` must be >= 1, got {self.oe_shuffle_buffer_size}.")
 

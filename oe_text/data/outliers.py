@@ -185,6 +185,48 @@ class _WikitextToSentences:
         return {"text": [self.normalization(s) for s in split_wikitext_sentences(lines)]}
 
 
+#: What `load_outlier_dataset` does with the literal `<unk>` token of WikiText's tokenised release.
+UNK_POLICIES = ("remove", "drop", "keep")
+_UNK = re.compile(r"<unk>", flags=re.IGNORECASE)
+
+
+def apply_unk_policy(texts: Iterable[str], policy: str) -> list[str]:
+    """Apply an `UNK_POLICIES` rule to texts.
+
+    WikiText-2's `wikitext-2-v1` release replaces rare words with the literal string `<unk>` (11,362 of its 16,502
+    validation+test sentences contain it). No real out-of-distribution text carries that string, so it is a cue a
+    model can learn instead of "unlike my data": a WordPiece tokenizer reads it as `<`, `unk`, `>`, a sentencepiece
+    vocabulary maps it to its own `<unk>` id.
+
+    * `"remove"`: delete the token (and the space around it collapses to one); texts left empty are dropped.
+    * `"drop"`: drop every text that contains it.
+    * `"keep"`: the paper's behaviour (its torchtext loader kept the token).
+    """
+    if policy not in UNK_POLICIES:
+        raise ValueError(f"`unk_policy` must be one of {UNK_POLICIES}, got {policy!r}.")
+    texts = list(texts)
+    if policy == "keep":
+        return texts
+    if policy == "drop":
+        return [t for t in texts if not _UNK.search(t)]
+    # Only texts that held the token are re-spaced (the token and the spaces around it collapse to one space).
+    cleaned = (" ".join(_UNK.sub(" ", t).split()) if _UNK.search(t) else t for t in texts)
+    return [t for t in cleaned if t]
+
+
+class _UnkPolicy:
+    """Batched `map`: `apply_unk_policy` on the `text` column (row count may change); WikiText sentences shortened by
+    the removal must still pass the paper's sentence filter."""
+
+    def __init__(self, policy: str, sentence_filter: bool):
+        self.policy = policy
+        self.sentence_filter = sentence_filter
+
+    def __call__(self, batch: dict) -> dict:
+        texts = apply_unk_policy(batch["text"], self.policy)
+        return {"text": [t for t in texts if keep_wikitext_sentence(t)] if self.sentence_filter else texts}
+
+
 class _KeepText:
     """Batched `filter`: non-empty texts that are not in `exclude`."""
 
@@ -205,6 +247,7 @@ def load_outlier_dataset(
     exclude_texts: Iterable[str] | None = None,
     normalization: TextNormalization | None = None,
     max_samples: int | None = None,
+    unk_policy: str | None = None,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Load an auxiliary outlier set: one column `text`, normalised, no empty rows.
 
@@ -229,6 +272,9 @@ def load_outlier_dataset(
             sides are normalised with the same policy.
         normalization (`TextNormalization`, *optional*): the text policy; None means `TextNormalization()`.
         max_samples (`int`, *optional*): keep only the first `max_samples` texts (in corpus order).
+        unk_policy (`str`, *optional*): what to do with the literal `<unk>` token (see `apply_unk_policy`):
+            `"remove"` it (the default for the WikiText presets), `"drop"` the texts containing it, or `"keep"` it
+            (the paper's behaviour; the default for custom data, used as is).
 
     Returns:
         `datasets.Dataset` (or `datasets.IterableDataset` when `streaming=True`) with one column, `text`.
@@ -250,6 +296,8 @@ def load_outlier_dataset(
         raise ValueError(f"`max_samples` must be a positive int or None, got {max_samples!r}.")
     if not isinstance(split, str) or not split:
         raise ValueError(f"`split` must be a split name such as 'train' or 'validation+test', got {split!r}.")
+    if unk_policy is not None and unk_policy not in UNK_POLICIES:
+        raise ValueError(f"`unk_policy` must be one of {UNK_POLICIES} or None, got {unk_policy!r}.")
 
     preset = OUTLIER_PRESETS.get(name)
     if preset is not None:
@@ -269,6 +317,9 @@ def load_outlier_dataset(
         function = NormalizeText(norm, text_column, name, none_as_empty=True)
     map_kwargs = {} if streaming else {"desc": f"Preparing auxiliary {name}"}
     ds = ds.map(function, batched=True, batch_size=1000, remove_columns=columns, **map_kwargs)
+    unk_policy = unk_policy or ("remove" if preset is not None else "keep")
+    if unk_policy != "keep":
+        ds = ds.map(_UnkPolicy(unk_policy, sentence_split), batched=True, batch_size=1000, **map_kwargs)
 
     exclude = frozenset(t for t in (norm(x) for x in exclude_texts or () if isinstance(x, str)) if t)
     keep = _KeepText(exclude) if exclude else NonEmptyText()

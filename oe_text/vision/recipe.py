@@ -498,6 +498,7 @@ def run_vision_recipe(args: VisionRecipeArguments, training_args: OETrainingArgu
         model = OEImageClassifier.from_pretrained(args.baseline_model)
         baseline_args = dataclasses.replace(training_args, output_dir=str(out_dir / "baseline_trainer"))
     else:
+        set_seed(seed)  # the initial weights depend on the seed only, not on what ran before in this process
         model = _build_model(args, classes, num_labels)
         baseline_args = dataclasses.replace(
             training_args,

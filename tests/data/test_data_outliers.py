@@ -71,19 +71,22 @@ def test_sentence_filter_and_headings():
         assert not keep_wikitext_sentence(bad)
 
 
+# The fixtures hold WikiText's literal <unk> token: these tests check the paper's pipeline (unk_policy='keep').
+
+
 def test_wikitext_preset_on_the_mirror_layout(fake_mirror):
     assert OUTLIER_PRESETS["wikitext2"].source.config == "wikitext-2-v1"
     with pytest.raises(MissingSplitError, match=r"no split 'train'.*\['validation', 'test'\]") as err:
         load_outlier_dataset("wikitext2")
     assert err.value.available_splits == ["validation", "test"] and err.value.name == "wikitext2"
-    validation = load_outlier_dataset("wikitext2", split="validation", normalization=CASED)
+    validation = load_outlier_dataset("wikitext2", unk_policy="keep", split="validation", normalization=CASED)
     assert validation.column_names == ["text"] and list(validation["text"]) == EXPECTED_VALIDATION
-    both = load_outlier_dataset("wikitext2", split="validation+test", normalization=CASED)
+    both = load_outlier_dataset("wikitext2", unk_policy="keep", split="validation+test", normalization=CASED)
     assert list(both["text"]) == EXPECTED_VALIDATION + EXPECTED_TEST
-    lowered = load_outlier_dataset("wikitext2", split="validation")
+    lowered = load_outlier_dataset("wikitext2", unk_policy="keep", split="validation")
     assert list(lowered["text"]) == [s.lower() for s in EXPECTED_VALIDATION]
     assert SHARED_NORMALISED in lowered["text"]
-    assert len(load_outlier_dataset("wikitext2", split="validation+test", max_samples=4)) == 4
+    assert len(load_outlier_dataset("wikitext2", unk_policy="keep", split="validation+test", max_samples=4)) == 4
 
 
 def test_exclusion_of_test_sentences(fake_mirror):
@@ -92,18 +95,21 @@ def test_exclusion_of_test_sentences(fake_mirror):
     )
     assert len(ds) == len(EXPECTED_VALIDATION) - 1 and SHARED_NORMALISED not in ds["text"]
     with pytest.raises(EmptyDatasetError, match="'wikitext2'.*empty"):
-        load_outlier_dataset("wikitext2", split="test", exclude_texts=[s.lower() for s in EXPECTED_TEST])
+        load_outlier_dataset(
+            "wikitext2", unk_policy="keep", split="test", exclude_texts=[s.lower() for s in EXPECTED_TEST]
+        )
 
 
 def test_streaming_matches_the_in_memory_result(fake_mirror):
     stream = load_outlier_dataset(
-        "wikitext2", split="validation+test", streaming=True, exclude_texts=["short one here ."]
+        "wikitext2", unk_policy="keep", split="validation+test", streaming=True, exclude_texts=["short one here ."]
     )
     assert isinstance(stream, datasets.IterableDataset)
     assert [row["text"] for row in stream] == [s.lower() for s in EXPECTED_VALIDATION + EXPECTED_TEST[:2]]
-    assert [row["text"] for row in load_outlier_dataset("wikitext2", split="test", streaming=True, max_samples=2)] == [
-        s.lower() for s in EXPECTED_TEST[:2]
-    ]
+    assert [
+        row["text"]
+        for row in load_outlier_dataset("wikitext2", unk_policy="keep", split="test", streaming=True, max_samples=2)
+    ] == [s.lower() for s in EXPECTED_TEST[:2]]
     with pytest.raises(MissingSplitError, match="'train'"):
         load_outlier_dataset("wikitext2", streaming=True)
 
@@ -154,3 +160,28 @@ def test_custom_auxiliary_data(tmp_path):
         load_outlier_dataset("wikitext")
     with pytest.raises(TypeError, match="not a single str"):
         load_outlier_dataset(txt, exclude_texts="first line here")
+
+
+def test_unk_policy_rules():
+    from oe_text.data.outliers import apply_unk_policy
+
+    texts = ["the <unk> river flows", "<unk>", "a clean sentence", "two <unk> <unk> words"]
+    assert apply_unk_policy(texts, "remove") == ["the river flows", "a clean sentence", "two words"]
+    assert apply_unk_policy(texts, "drop") == ["a clean sentence"]
+    assert apply_unk_policy(texts, "keep") == texts
+    with pytest.raises(ValueError, match="unk_policy"):
+        apply_unk_policy(texts, "mask")
+
+
+@pytest.mark.integration
+def test_wikitext_unk_token_is_removed_by_default(mirror):
+    from oe_text.data import load_outlier_dataset
+
+    kept = load_outlier_dataset("wikitext2", split="validation+test", unk_policy="keep")["text"]
+    removed = load_outlier_dataset("wikitext2", split="validation+test")["text"]
+    dropped = load_outlier_dataset("wikitext2", split="validation+test", unk_policy="drop")["text"]
+    with_unk = sum("<unk>" in t for t in kept)
+    assert with_unk > len(kept) // 2  # the tokenised release is full of it (11,362 of 16,502 sentences)
+    assert len(kept) - with_unk < len(removed) <= len(kept) and not any("<unk>" in t for t in removed)
+    assert all(3 <= len(t.split()) <= 60 for t in removed)  # still the paper's sentence filter
+    assert len(dropped) == len(kept) - with_unk
