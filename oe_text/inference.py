@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,26 @@ def _check_texts(texts: Sequence[str], empty_reason: str = "an empty text has no
         if not t.strip():
             raise ValueError(f"`texts[{i}]` is empty or whitespace only; {empty_reason}.")
     return texts
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, progress: bool | str = False
+) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """Batches of indices, longest inputs first, so that each batch needs little padding.
+
+    Returns:
+        `(order, batches)`: the permutation (restore the inputs' order with `np.argsort(order, kind="stable")`) and an
+        iterator over its consecutive slices of `batch_size` indices, shown as a progress bar when `progress` is set
+        (a string names it).
+    """
+    order = np.argsort([-n for n in lengths], kind="stable")
+    starts = tqdm(
+        range(0, len(order), batch_size),
+        desc=progress if isinstance(progress, str) else "scoring",
+        disable=not progress,
+        leave=False,
+    )
+    return order, (order[start : start + batch_size] for start in starts)
 
 
 def _max_length(model, tokenizer, max_length: int | None) -> int | None:
@@ -70,19 +90,12 @@ def predict_outputs(
     model.eval()
     device = next(model.parameters()).device
     limit = _max_length(model, tokenizer, max_length)
-    # Sorting by length keeps padding small; the original order is restored at the end.
-    order = np.argsort([-len(t) for t in texts], kind="stable")
+    order, batches = length_sorted_batches([len(t) for t in texts], batch_size, progress)
     logits_out: list[torch.Tensor] = []
     feats_out: dict[str, list[torch.Tensor]] = {key: [] for key in feature_keys}
-    bar = tqdm(
-        range(0, len(texts), batch_size),
-        desc=progress if isinstance(progress, str) else "scoring",
-        disable=not progress,
-        leave=False,
-    )
     try:
-        for start in bar:
-            batch = [texts[i] for i in order[start : start + batch_size]]
+        for idx in batches:
+            batch = [texts[i] for i in idx]
             enc = tokenizer(batch, padding=True, truncation=limit is not None, max_length=limit, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
             if hasattr(model, "logits_and_features"):
@@ -99,7 +112,7 @@ def predict_outputs(
                 feats_out[key].append(feats[key].float().cpu())
     finally:
         model.train(was_training)
-    inverse = np.argsort(order, kind="stable")
+    inverse = np.argsort(order, kind="stable")  # back to the texts' order
     features = {key: torch.cat(chunks).numpy()[inverse] for key, chunks in feats_out.items()}
     return torch.cat(logits_out).numpy()[inverse], features
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging
 
@@ -35,7 +34,7 @@ from .configuration_lm import OELanguageModelConfig
 from .detection import OODDetectorMixin
 from .detector_hub import DetectorHubMixin
 from .hub import resolve_hub_id, resolve_model_path
-from .inference import _check_texts
+from .inference import _check_texts, length_sorted_batches
 from .lm_scores import LM_SCORES, compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
 from .modelcard import build_lm_model_card
@@ -245,20 +244,13 @@ def score_texts_with_lm(
     ensure_pad_token(tokenizer)
     limit = lm_max_length(tokenizer, model, max_length)
     enc = encode_for_lm(tokenizer, texts, max_length=limit, check=False, num_characters="bpc" in scores)
-    order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
+    order, batches = length_sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size, progress)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out: dict[str, list[np.ndarray]] = {name: [] for name in scores}
-    bar = tqdm(
-        range(0, len(texts), batch_size),
-        desc=progress if isinstance(progress, str) else "scoring",
-        disable=not progress,
-        leave=False,
-    )
     try:
-        for start in bar:
-            idx = order[start : start + batch_size]
+        for idx in batches:
             batch = tokenizer.pad(
                 [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in idx],
                 padding=True,
