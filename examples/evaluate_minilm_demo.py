@@ -50,8 +50,8 @@ def main() -> None:
     start = time.time()
 
     model_path = resolve_hub_id(MODEL_ID, "model")
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2, trust_remote_code=False)
 
     sst2 = load_hub_dataset("SetFit/sst2")
     train = sst2["train"].map(

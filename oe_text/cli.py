@@ -9,33 +9,68 @@ echo "what is the capital of peru ?" | oe-text detect --model outputs/trec_gru/d
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets
 
 
-def _read_texts(path: str) -> list[str]:
-    """Non-blank lines of a file (`-` = standard input), stripped of their line end."""
+def split_input_lines(text: str) -> list[str]:
+    """The one line rule of `--input` files and standard input: the non-blank lines of `text`.
+
+    Lines end at `\n` only (a `\r` before it is dropped, so `\r\n` files read the same); other characters that
+    `str.splitlines` treats as breaks (`\v`, `\f`, `\x1c`, `\x85`, `\u2028`, ...) stay inside the text. A leading
+    byte-order mark is removed. Blank (whitespace-only) lines are skipped.
+    """
+    lines = (line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n"))
+    return [line for line in lines if line.strip()]
+
+
+def _decode_input(data: bytes, encoding: str, where: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        before = data[: err.start].decode(encoding, errors="replace")
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise SystemExit(
+            f"oe-text: line {line} of {where} is not valid {encoding} (byte {data[err.start : err.start + 1]!r} at "
+            f"character {column}: {err.reason}); pass --encoding with the right encoding."
+        ) from None
+
+
+def _read_texts(path: str, encoding: str = "utf-8") -> list[str]:
+    """Non-blank lines of a file (`-` = standard input) decoded with `encoding`, by `split_input_lines`."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise SystemExit(f"oe-text: unknown --encoding {encoding!r}.") from None
+    where = "standard input" if path == "-" else repr(path)
     if path == "-":
-        lines: Iterable[str] = sys.stdin
+        stream = getattr(sys.stdin, "buffer", None)
+        # A text-mode stand-in for stdin (no `.buffer`, as in tests) is already decoded.
+        text = _decode_input(stream.read(), encoding, where) if stream is not None else sys.stdin.read()
     else:
         file = Path(path)
         if not file.is_file():
             raise SystemExit(f"oe-text: input file {path!r} does not exist.")
-        lines = file.read_text(encoding="utf-8").splitlines()
-    texts = [line.rstrip("\r\n") for line in lines if line.strip()]
+        text = _decode_input(file.read_bytes(), encoding, where)
+    texts = split_input_lines(text)
     if not texts:
-        raise SystemExit(f"oe-text: no text to process in {'standard input' if path == '-' else path!r}.")
+        raise SystemExit(f"oe-text: no text to process in {where}.")
     return texts
 
 
-def _load_detector(name: str):
+def _load_detector(name: str, trust_remote_code: bool = False):
     from .modeling_oe import OEClassifier
 
-    model = OEClassifier.from_pretrained(name)
+    try:
+        model = OEClassifier.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"oe-text: cannot load the detector {name!r}: {err}") from None
     if getattr(model, "tokenizer", None) is None:
         raise SystemExit(f"oe-text: the detector {name!r} has no saved tokenizer; save it with its tokenizer.")
     return model
@@ -44,17 +79,23 @@ def _load_detector(name: str):
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_ood
 
-    model = _load_detector(args.model)
+    ood_files = {Path(file).stem: _read_texts(file, args.encoding) for file in args.ood_files or []}
+    model = _load_detector(args.model, args.trust_remote_code)
     normalization = TextNormalization.for_tokenizer(model.tokenizer)
-    data = load_id_dataset(args.id_dataset, normalization=normalization, label_granularity=args.label_granularity)
+    data = load_id_dataset(
+        args.id_dataset,
+        normalization=normalization,
+        label_granularity=args.label_granularity,
+        remap_labels=args.remap_labels,
+    )
     test = data["test"]
     if args.max_eval_samples:
         test = test.shuffle(seed=args.seed).select(range(min(args.max_eval_samples, len(test))))
     ood, unavailable = ({}, {})
     if args.ood_datasets:
         ood, unavailable = load_ood_datasets(args.ood_datasets, normalization=normalization)
-    for file in args.ood_files or []:
-        ood[Path(file).stem] = [normalization(t) for t in _read_texts(file)]
+    for name, texts in ood_files.items():
+        ood[name] = [normalization(t) for t in texts]
     if not ood:
         raise SystemExit(f"oe-text: no OOD set could be loaded ({unavailable}); pass --ood_datasets or --ood_files.")
     results = evaluate_ood(
@@ -77,8 +118,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    model = _load_detector(args.model)
-    texts = _read_texts(args.input)
+    # Input is read before the model loads, so nothing the loading does can consume or interleave with it.
+    texts = _read_texts(args.input, args.encoding)
+    model = _load_detector(args.model, args.trust_remote_code)
     detections = model.detect(texts, batch_size=args.batch_size, threshold=args.threshold)
     out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
     try:
@@ -115,6 +157,9 @@ def _pop_task(args: list[str]) -> tuple[str, list[str]]:
     return task, rest
 
 
+_TRUST_HELP = "allow custom code shipped with the detector (auto_map + .py files) to run; refused by default"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oe-text", description="Outlier Exposure for Hugging Face models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="detector folder or Hub id")
     ev.add_argument("--id_dataset", required=True, help="in-distribution preset, Hub id or file (its test split)")
     ev.add_argument("--label_granularity", default="fine", help="TREC labels: fine or coarse")
+    ev.add_argument(
+        "--remap_labels", action="store_true", help="number integer labels that are not 0..K-1 in increasing order"
+    )
     ev.add_argument("--ood_datasets", nargs="*", default=list(OOD_PRESETS), help="OOD presets")
     ev.add_argument("--ood_files", nargs="*", help="text files, one input per line, as extra OOD sets")
     ev.add_argument("--scores", nargs="+", default=["msp"], help="msp, max_logit, energy, kl_uniform, entropy")
@@ -138,13 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch_size", type=int, default=64)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--output_dir", help="write results.json/.csv/.md and plots here")
+    ev.add_argument("--encoding", default="utf-8", help="encoding of --ood_files (default utf-8; a BOM is dropped)")
+    ev.add_argument("--trust_remote_code", action="store_true", help=_TRUST_HELP)
 
     de = sub.add_parser("detect", help="classify texts and flag OOD ones; writes JSON lines")
     de.add_argument("--model", required=True, help="detector folder or Hub id")
-    de.add_argument("--input", default="-", help="text file, one input per line (default: standard input)")
+    de.add_argument(
+        "--input",
+        default="-",
+        help="text file, one input per line; lines end at \\n only, blank lines are skipped (default: standard input)",
+    )
     de.add_argument("--output", default="-", help="JSON-lines file (default: standard output)")
     de.add_argument("--batch_size", type=int, default=64)
     de.add_argument("--threshold", type=float, help="override the detector's calibrated threshold")
+    de.add_argument("--encoding", default="utf-8", help="encoding of --input (default utf-8; a BOM is dropped)")
+    de.add_argument("--trust_remote_code", action="store_true", help=_TRUST_HELP)
     return parser
 
 

@@ -13,7 +13,8 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from .hub import resolve_model_path
+from .folders import check_detector_folder, may_write_model_card, remove_stale_weights
+from .hub import DEFAULT_HUB_TIMEOUT, explain_model_load_error, hub_timeout, resolve_model_path
 
 
 class DetectorHubMixin:
@@ -83,10 +84,20 @@ class DetectorHubMixin:
         """Call `PreTrainedModel.from_pretrained` (`loader`) and fail on missing or misshapen detector state.
 
         transformers initialises missing weights at random with a warning; for the fitted score state and the frozen
-        pretrained encoder that would be a silent change of the decision rule, so it is an error here.
+        pretrained encoder that would be a silent change of the decision rule, so it is an error here. A local
+        folder without config.json, and a Hub id that neither the offline mirror nor the Hub provides, fail with a
+        message naming the folder (or the id and the mirror folder searched).
         """
         want_info = kwargs.pop("output_loading_info", False)
-        model, info = loader(name, *model_args, output_loading_info=True, **kwargs)
+        if os.path.isdir(name):
+            check_detector_folder(name, kwargs.get("subfolder"))
+        try:
+            model, info = loader(name, *model_args, output_loading_info=True, **kwargs)
+        except OSError as err:
+            explained = explain_model_load_error(name, err)
+            if explained is err:
+                raise
+            raise explained from err
         bad = sorted(
             k
             for k in (*info.get("missing_keys", ()), *(m[0] for m in info.get("mismatched_keys", ())))
@@ -110,6 +121,8 @@ class DetectorHubMixin:
         *,
         model_card: bool = True,
         model_card_kwargs: dict[str, Any] | None = None,
+        overwrite_readme: bool = False,
+        timeout: float | None = DEFAULT_HUB_TIMEOUT,
         **kwargs,
     ) -> None:
         """`PreTrainedModel.save_pretrained` (safetensors, config with the threshold) plus extras and a model card.
@@ -120,11 +133,21 @@ class DetectorHubMixin:
                 default: the folder's name).
             model_card (`bool`, *optional*, defaults to `True`): write README.md (`build_model_card`).
             model_card_kwargs (`dict`, *optional*): extra arguments of `build_model_card` (e.g. `repo_id`, `tags`).
+            overwrite_readme (`bool`, *optional*, defaults to `False`): replace a README.md that oe-text did not
+                write. By default such a file (no `oe-text` tag in its metadata) is kept, with a warning, and the card
+                is not written.
+            timeout (`float`, *optional*, defaults to 60): with `push_to_hub`, seconds each network operation may
+                take (`oe_text.hub.hub_timeout`).
+
+        Weight files of an earlier save in the folder (`model.safetensors`, `model-0000x-of-0000y.safetensors`, their
+        index, `pytorch_model*.bin`) are removed first, so that none of them can load in place of the new weights.
         """
         push_kwargs = {}
         if push_to_hub:
             push_kwargs = {k: kwargs.pop(k) for k in self._PUSH_KWARGS if k in kwargs}
             push_kwargs["token"] = kwargs.get("token")
+        if is_main_process:
+            remove_stale_weights(save_directory)
         super().save_pretrained(save_directory, is_main_process=is_main_process, state_dict=state_dict, **kwargs)
         if not is_main_process:
             return
@@ -133,10 +156,10 @@ class DetectorHubMixin:
         repo_id = push_kwargs.pop("repo_id", os.path.basename(os.path.abspath(os.fspath(save_directory))))
         if push_to_hub:
             card_kwargs.setdefault("repo_id", repo_id)
-        if model_card:
+        if model_card and may_write_model_card(save_directory, overwrite_readme):
             self.build_model_card(**card_kwargs).save(os.path.join(save_directory, "README.md"))
         if push_to_hub:
-            self._upload_folder(save_directory, repo_id, **push_kwargs)
+            self._upload_folder(save_directory, repo_id, timeout=timeout, **push_kwargs)
 
     def _upload_folder(
         self,
@@ -148,22 +171,24 @@ class DetectorHubMixin:
         token: bool | str | None = None,
         revision: str | None = None,
         create_pr: bool = False,
+        timeout: float | None = DEFAULT_HUB_TIMEOUT,
     ):
         from huggingface_hub import HfApi
 
         api = HfApi()
-        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        if revision is not None and not revision.startswith("refs/pr"):
-            api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
-        return api.upload_folder(
-            repo_id=repo_id,
-            folder_path=os.fspath(folder),
-            commit_message=commit_message or f"Upload {type(self).__name__} detector",
-            commit_description=commit_description,
-            token=token,
-            revision=revision,
-            create_pr=create_pr,
-        )
+        with hub_timeout(timeout):
+            repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+            if revision is not None and not revision.startswith("refs/pr"):
+                api.create_branch(repo_id=repo_id, branch=revision, token=token, exist_ok=True)
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=os.fspath(folder),
+                commit_message=commit_message or f"Upload {type(self).__name__} detector",
+                commit_description=commit_description,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
 
     def push_to_hub(
         self,
@@ -177,6 +202,7 @@ class DetectorHubMixin:
         create_pr: bool = False,
         max_shard_size: int | str | None = "50GB",
         tags: list[str] | None = None,
+        timeout: float | None = DEFAULT_HUB_TIMEOUT,
     ):
         """Save the detector (weights, config with the threshold, extras, model card) and upload it to `repo_id`.
 
@@ -188,6 +214,8 @@ class DetectorHubMixin:
             commit_message, commit_description, private, token, revision, create_pr, max_shard_size: as
                 `PreTrainedModel.push_to_hub`.
             tags (`list[str]`, *optional*): extra model card tags.
+            timeout (`float`, *optional*, defaults to 60): seconds each network operation (connect, send, wait for
+                the answer) may take; a server that does not answer in time raises `TimeoutError`. `None`: no limit.
 
         Returns:
             `huggingface_hub.CommitInfo` of the upload.
@@ -205,6 +233,7 @@ class DetectorHubMixin:
                 token=token,
                 revision=revision,
                 create_pr=create_pr,
+                timeout=timeout,
             )
 
 

@@ -532,14 +532,25 @@ class OODResults:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _compare_inputs(named: Mapping[str, OODResults], score: str, metrics: Sequence[str] | None):
+def _run_scores(named: Mapping[str, OODResults], score: str | Mapping[str, str]) -> dict[str, str]:
+    """The score of each run: one name for all, or `{run label: score}`."""
+    if isinstance(score, str):
+        return {label: score for label in named}
+    missing = [label for label in named if label not in score]
+    if missing:
+        raise KeyError(f"`score` names no score for run(s) {missing}.")
+    return {label: score[label] for label in named}
+
+
+def _compare_inputs(named: Mapping[str, OODResults], score, metrics: Sequence[str] | None):
     if not named:
         raise ValueError("`named` is empty: pass e.g. {'Baseline': results_a, 'OE': results_b}.")
+    scores = _run_scores(named, score)
     for label, res in named.items():
         if not isinstance(res, OODResults):
             raise TypeError(f"`named[{label!r}]` must be an OODResults, got {type(res).__name__}.")
-        if score not in res.metrics:
-            raise KeyError(f"`named[{label!r}]` has no score {score!r}; it has {res.score_names}.")
+        if scores[label] not in res.metrics:
+            raise KeyError(f"`named[{label!r}]` has no score {scores[label]!r}; it has {res.score_names}.")
     first = next(iter(named.values()))
     if metrics is None:
         metrics = [k for k in first.metric_names[:3]]
@@ -550,34 +561,42 @@ def _compare_inputs(named: Mapping[str, OODResults], score: str, metrics: Sequen
 
 
 def compare_results_to_dict(
-    named: Mapping[str, OODResults], score: str = "msp", metrics: Sequence[str] | None = None
+    named: Mapping[str, OODResults], score: str | Mapping[str, str] = "msp", metrics: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Side-by-side numbers of several runs (e.g. Baseline vs OE) for one score, as a JSON-ready dict.
 
     Args:
         named (`Mapping[str, OODResults]`): results by run name, in column order.
-        score (`str`, *optional*, defaults to `"msp"`): the score to compare.
+        score (`str` or `Mapping[str, str]`, *optional*, defaults to `"msp"`): the score to compare, or one per run
+            (e.g. `{"Baseline": "msp", "OE": "msp", "Detector": "combined"}`).
         metrics (sequence of `str`, *optional*): metric keys (default: the main table's first three, e.g.
             `fpr90`, `auroc`, `aupr_out`).
 
     Returns:
-        `dict` with `score`, `metrics`, `ood_sets`, and per run `per_set`, `mean`, `accuracy`, `protocol`.
+        `dict` with `score`, `metrics`, `ood_sets`, and per run `score`, `per_set`, `mean`, `accuracy`, `protocol`.
     """
     metrics, sets = _compare_inputs(named, score, metrics)
+    scores = _run_scores(named, score)
     runs = {}
     for label, res in named.items():
+        score = scores[label]
         runs[label] = {
+            "score": score,
             "per_set": {s: {k: res.metrics[score][s][k]["mean"] for k in metrics} for s in res.ood_names},
             "mean": {k: res.mean_metrics(score)[k] for k in metrics},
             "accuracy": res.accuracy,
             "protocol": res.describe_protocol(),
             "unavailable": res.unavailable,
         }
-    return {"score": score, "metrics": metrics, "ood_sets": sets, "runs": runs}
+    common = set(scores.values())
+    return {"score": common.pop() if len(common) == 1 else scores, "metrics": metrics, "ood_sets": sets, "runs": runs}
 
 
 def compare_results(
-    named: Mapping[str, OODResults], score: str = "msp", metrics: Sequence[str] | None = None, digits: int = 2
+    named: Mapping[str, OODResults],
+    score: str | Mapping[str, str] = "msp",
+    metrics: Sequence[str] | None = None,
+    digits: int = 2,
 ) -> str:
     """One markdown table comparing runs side by side, like the paper's Baseline vs OE tables.
 
@@ -586,7 +605,8 @@ def compare_results(
 
     Args:
         named (`Mapping[str, OODResults]`): results by run name, in column order.
-        score (`str`, *optional*, defaults to `"msp"`): the score to compare.
+        score (`str` or `Mapping[str, str]`, *optional*, defaults to `"msp"`): the score to compare, or one per
+            run label.
         metrics (sequence of `str`, *optional*): metric keys (default: the main table's first three).
         digits (`int`, *optional*, defaults to 2): decimals of the percentages.
 
@@ -605,7 +625,11 @@ def compare_results(
         acc = [_fmt(runs[lb]["accuracy"], digits) for lb in labels]
         rows.append(["*ID test accuracy ↑*"] + acc + [""] * (len(header) - 1 - len(acc)))
     first = next(iter(named.values()))
-    parts = [f"Score `{score}` (higher = more anomalous). {first.describe_protocol()}", _md_table(header, rows)]
+    if isinstance(data["score"], str):
+        caption = f"Score `{data['score']}`"
+    else:
+        caption = "Scores: " + ", ".join(f"{lb} `{sc}`" for lb, sc in data["score"].items())
+    parts = [f"{caption} (higher = more anomalous). {first.describe_protocol()}", _md_table(header, rows)]
     protocols = {lb: r["protocol"] for lb, r in runs.items()}
     if len(set(protocols.values())) > 1:
         parts.append(

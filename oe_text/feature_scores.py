@@ -126,7 +126,8 @@ class MahalanobisScorer(FeatureScorer):
     Fitting accumulates, in float64, per-class counts `n_c` and sums, and the total scatter `sum x x^T` (about a
     shift, the first batch's mean, for numerical accuracy). Then `mu_c = sum_c / n_c` and the shared (maximum
     likelihood) covariance is `Sigma = 1/N sum_c sum_{i in c} (x_i - mu_c)(x_i - mu_c)^T`; its pseudo-inverse (after
-    adding `reg * I`) is the precision `P`. Memory: `O(C d + d^2)` whatever the number of training examples.
+    adding `reg * I`) is the precision `P`. Memory: `O(C d + d^2)` whatever the number of training examples,
+    C being the number of distinct class ids present (not the largest id).
 
     `score(x) = min_c (x - mu_c)^T P (x - mu_c)`: the squared Mahalanobis distance to the closest class mean, i.e.
     minus Lee et al.'s confidence score `M(x)`. Higher = more anomalous.
@@ -134,6 +135,9 @@ class MahalanobisScorer(FeatureScorer):
     Args:
         reg (`float`, *optional*, defaults to 0.0): ridge added to the covariance diagonal before inverting.
         batch_size (`int`, *optional*, defaults to 1024): rows scored per chunk.
+        max_classes (`int`, *optional*, defaults to 100000): most distinct class ids kept (one mean each); more raise
+            a `ValueError` rather than fill memory. Ids need not be contiguous: a stray id such as 1000000 is one
+            class.
     """
 
     name = "mahalanobis"
@@ -164,7 +168,7 @@ class MahalanobisScorer(FeatureScorer):
             "means": torch.from_numpy(self.class_means_).float(),
             "precision": torch.from_numpy(self.precision_).float(),
             "shift": torch.from_numpy(self._shift).float(),
-            "counts": torch.from_numpy(self._counts[self.classes_]).float(),
+            "counts": torch.from_numpy(self._counts[self._counts > 0]).float(),
         }
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> MahalanobisScorer:
@@ -188,6 +192,8 @@ class MahalanobisScorer(FeatureScorer):
 
     def reset(self) -> MahalanobisScorer:
         self._shift: np.ndarray | None = None
+        # One row per class id seen, sorted: memory follows the classes present, not the largest id.
+        self._labels = np.zeros(0, dtype=np.int64)
         self._counts = np.zeros(0, dtype=np.int64)
         self._sums: np.ndarray | None = None
         self._scatter: np.ndarray | None = None
@@ -212,7 +218,8 @@ class MahalanobisScorer(FeatureScorer):
 
         Args:
             features (array or `torch.Tensor` of shape `(b, d)`): in-distribution training features.
-            labels (array of shape `(b,)`): their class ids (non-negative ints).
+            labels (array of shape `(b,)`): their class ids (non-negative ints). The classes are the ids present:
+                ids need not be contiguous, and a stray large id (say 1000000) adds one class, not a million rows.
 
         Returns:
             the scorer itself.
@@ -226,18 +233,21 @@ class MahalanobisScorer(FeatureScorer):
             self._sums = np.zeros((0, d))
             self._scatter = np.zeros((d, d))
         x = x - self._shift
-        num_classes = int(y.max()) + 1
-        if num_classes > max(self.max_classes, self._counts.shape[0]):
-            raise ValueError(
-                f"`labels` contain class id {num_classes - 1}, but MahalanobisScorer(max_classes={self.max_classes}) "
-                "keeps one mean per id up to that bound; remap labels to 0..C-1 (or raise `max_classes`)."
-            )
-        if num_classes > self._counts.shape[0]:
-            grow = num_classes - self._counts.shape[0]
-            self._counts = np.concatenate([self._counts, np.zeros(grow, dtype=np.int64)])
-            self._sums = np.concatenate([self._sums, np.zeros((grow, x.shape[1]))])
-        self._counts += np.bincount(y, minlength=self._counts.shape[0])
-        np.add.at(self._sums, y, x)
+        new = np.setdiff1d(y, self._labels)
+        if new.size:
+            if self._labels.size + new.size > self.max_classes:
+                raise ValueError(
+                    f"`labels` hold {self._labels.size + new.size} distinct class ids (e.g. {new[:5].tolist()} are "
+                    f"new), more than MahalanobisScorer(max_classes={self.max_classes}) keeps one mean for; pass "
+                    "class labels (or raise `max_classes`)."
+                )
+            order = np.argsort(np.concatenate([self._labels, new]), kind="stable")
+            self._labels = np.concatenate([self._labels, new])[order]
+            self._counts = np.concatenate([self._counts, np.zeros(new.size, dtype=np.int64)])[order]
+            self._sums = np.concatenate([self._sums, np.zeros((new.size, x.shape[1]))])[order]
+        rows = np.searchsorted(self._labels, y)
+        self._counts += np.bincount(rows, minlength=self._counts.shape[0])
+        np.add.at(self._sums, rows, x)
         self._scatter += x.T @ x
         self._dirty = True
         return self
@@ -256,7 +266,7 @@ class MahalanobisScorer(FeatureScorer):
         cov = (cov + cov.T) / 2
         if self.reg:
             cov = cov + self.reg * np.eye(cov.shape[0])
-        self.classes_ = np.flatnonzero(present)
+        self.classes_ = self._labels[present]
         self.covariance_ = cov
         self.class_means_ = means_shifted + self._shift
         self.precision_ = np.linalg.pinv(cov, hermitian=True)

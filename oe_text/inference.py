@@ -1,8 +1,17 @@
-"""Batched, no-grad inference of a sequence classifier on raw texts (used by `detect` and the OOD evaluation)."""
+"""Batched, no-grad inference of a sequence classifier on raw texts (used by `detect` and the OOD evaluation).
+
+**Threads.** Inference switches the model to eval mode (dropout off) and back. Calls on the same model from several
+threads are serialised by a per-model lock (`evaluation_mode`), so each runs entirely in eval mode and the model's
+train/eval mode is restored exactly; calls on different models run in parallel. Training the same model in another
+thread while it is used for inference is not supported.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +22,8 @@ def _check_texts(texts: Sequence[str], empty_reason: str = "an empty text has no
     """`texts` (or one string) as a non-empty list of non-blank strings; errors name the offending index."""
     if isinstance(texts, str):
         texts = [texts]
+    if texts is None or not isinstance(texts, Iterable):
+        raise TypeError(f"`texts` must be a string or a list of strings, got {type(texts).__name__}.")
     texts = list(texts)
     if not texts:
         raise ValueError("`texts` is empty: pass at least one string.")
@@ -44,12 +55,65 @@ def length_sorted_batches(
     return order, (order[start : start + batch_size] for start in starts)
 
 
-def _max_length(model, tokenizer, max_length: int | None) -> int | None:
-    if max_length is not None:
-        return max_length
-    limits = [getattr(tokenizer, "model_max_length", None), getattr(model.config, "max_position_embeddings", None)]
-    limits = [m for m in limits if isinstance(m, int) and 0 < m < 1_000_000]
-    return min(limits) if limits else None
+def _usable_limit(value) -> int | None:
+    # Tokenizers without a limit report a huge sentinel (int(1e30)); such values are no limit.
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 1_000_000 else None
+
+
+def resolve_max_length(model, tokenizer, max_length: int | None) -> int | None:
+    """The truncation length: `max_length` when given and valid, else the smaller of the tokenizer's
+    `model_max_length` and the model's `max_position_embeddings` (`None` when neither is set, e.g. an RNN with a
+    tokenizer without limit).
+
+    Raises:
+        `ValueError`: `max_length` is not a positive int, or exceeds the model's `max_position_embeddings` (the
+        position embeddings have no row for longer inputs).
+    """
+    model_limit = _usable_limit(getattr(model.config, "max_position_embeddings", None))
+    if max_length is None:
+        limits = [m for m in (_usable_limit(getattr(tokenizer, "model_max_length", None)), model_limit) if m]
+        return min(limits) if limits else None
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"`max_length` must be a positive int (tokens per input) or None, got {max_length!r}.")
+    if model_limit is not None and max_length > model_limit:
+        raise ValueError(
+            f"`max_length={max_length}` exceeds what the model accepts: its max_position_embeddings is {model_limit}. "
+            f"Pass at most {model_limit}, or None for the default."
+        )
+    return max_length
+
+
+_LOCKS_GUARD = threading.Lock()
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def model_lock(model) -> threading.RLock:
+    """The lock that serialises inference on `model` (one per model object, created on first use)."""
+    with _LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
+@contextlib.contextmanager
+def evaluation_mode(model) -> Iterator:
+    """Run the block with `model` in eval mode while holding `model_lock(model)`; restore every submodule's mode on
+    exit.
+
+    Without the lock, one thread restoring training mode while another is mid-inference turns dropout on for the
+    other's remaining batches (different scores) and can leave a model in the wrong mode.
+    """
+    with model_lock(model):
+        # Every submodule's own mode is restored: `model.train(was_training)` would also switch a submodule that
+        # was deliberately in eval mode (a frozen encoder) to training mode.
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            yield model
+        finally:
+            for module, training in modes:
+                module.training = training
 
 
 @torch.no_grad()
@@ -86,14 +150,12 @@ def predict_outputs(
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     feature_keys = list(dict.fromkeys(feature_keys))
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    limit = _max_length(model, tokenizer, max_length)
+    limit = resolve_max_length(model, tokenizer, max_length)
     order, batches = length_sorted_batches([len(t) for t in texts], batch_size, progress)
     logits_out: list[torch.Tensor] = []
     feats_out: dict[str, list[torch.Tensor]] = {key: [] for key in feature_keys}
-    try:
+    with evaluation_mode(model):
+        device = next(model.parameters()).device
         for idx in batches:
             batch = [texts[i] for i in idx]
             enc = tokenizer(batch, padding=True, truncation=limit is not None, max_length=limit, return_tensors="pt")
@@ -110,8 +172,6 @@ def predict_outputs(
             logits_out.append(logits.float().cpu())
             for key in feature_keys:
                 feats_out[key].append(feats[key].float().cpu())
-    finally:
-        model.train(was_training)
     inverse = np.argsort(order, kind="stable")  # back to the texts' order
     features = {key: torch.cat(chunks).numpy()[inverse] for key, chunks in feats_out.items()}
     return torch.cat(logits_out).numpy()[inverse], features

@@ -53,7 +53,7 @@ from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_data
 from .data._loading import HubSource, is_local_path, load_local_file, load_source_split
 from .data.in_distribution import ID_PRESETS
 from .evaluation import OODResults, compare_results, evaluate_ood_from_scores, plan_ood_subsets
-from .hub import load_hub_dataset, resolve_hub_id
+from .hub import load_hub_dataset, remote_code_kwargs, resolve_hub_id
 from .lm_scores import LM_SCORES
 from .metrics import auroc
 from .modeling_lm import (
@@ -312,16 +312,17 @@ def build_scratch_model(tokenizer, recipe_args: LMRecipeArguments) -> GPT2LMHead
 def load_hub_causal_lm(name: str):
     """A Hub (or mirrored, or local) causal LM and its tokenizer; a non-causal model is a clear error."""
     path = resolve_hub_id(name, "model")
-    config = AutoConfig.from_pretrained(path)
+    code = remote_code_kwargs(False, "language model")  # the recipe never runs code shipped with a model
+    config = AutoConfig.from_pretrained(path, **code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **code)
     except ValueError as err:
         raise ValueError(
             f"--model {name!r} ({type(config).__name__}) is not a causal language model: AutoModelForCausalLM "
             f"cannot load it ({err})."
         ) from None
     check_causal_lm(model, argument=f"--model {name}")
-    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path))
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path, **code))
     return model, tokenizer
 
 

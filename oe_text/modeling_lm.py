@@ -33,8 +33,8 @@ from transformers.utils import logging
 from .configuration_lm import OELanguageModelConfig
 from .detection import OODDetectorMixin
 from .detector_hub import DetectorHubMixin
-from .hub import resolve_hub_id, resolve_model_path
-from .inference import _check_texts, length_sorted_batches
+from .hub import remote_code_kwargs, resolve_hub_id, resolve_model_path
+from .inference import _check_texts, evaluation_mode, length_sorted_batches
 from .lm_scores import LM_SCORES, compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
 from .modelcard import build_lm_model_card
@@ -245,11 +245,9 @@ def score_texts_with_lm(
     limit = lm_max_length(tokenizer, model, max_length)
     enc = encode_for_lm(tokenizer, texts, max_length=limit, check=False, num_characters="bpc" in scores)
     order, batches = length_sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size, progress)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out: dict[str, list[np.ndarray]] = {name: [] for name in scores}
-    try:
+    with evaluation_mode(model):
+        device = next(model.parameters()).device
         for idx in batches:
             batch = tokenizer.pad(
                 [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i]} for i in idx],
@@ -269,8 +267,6 @@ def score_texts_with_lm(
                         num_characters=chars,
                     )
                 )
-    finally:
-        model.train(was_training)
     inverse = np.argsort(order, kind="stable")
     return {name: np.concatenate(values)[inverse] for name, values in out.items()}
 
@@ -308,7 +304,7 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
                     "OELanguageModelConfig.lm_config is not set; build a detector with "
                     "`OELanguageModelDetector.from_lm(model_or_id, tokenizer)` or load one with `from_pretrained`."
                 )
-            lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config.lm_config))
+            lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config.lm_config), trust_remote_code=False)
         self.lm = lm
         self.tokenizer = None
         self.post_init()
@@ -324,7 +320,11 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
 
     @classmethod
     def from_lm(
-        cls, model_or_name: PreTrainedModel | str | os.PathLike, tokenizer=None, **config_kwargs
+        cls,
+        model_or_name: PreTrainedModel | str | os.PathLike,
+        tokenizer=None,
+        trust_remote_code: bool = False,
+        **config_kwargs,
     ) -> OELanguageModelDetector:
         """Wrap a causal LM (an instance, or a Hub id / folder loaded with `AutoModelForCausalLM`) as a detector.
 
@@ -332,6 +332,8 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
             model_or_name: the LM, or where to load it from (resolved through the offline mirror when set).
             tokenizer (*optional*): its tokenizer; default: loaded from `model_or_name` when that is an id or folder.
                 Given a pad token if it has none (`ensure_pad_token`).
+            trust_remote_code (`bool`, *optional*, defaults to `False`): allow custom code shipped with a Hub LM to
+                run (`oe_text.hub.remote_code_kwargs`); refused by default.
             config_kwargs: `OELanguageModelConfig` fields (`ood_score`, `truncation_length`, ...).
 
         Raises:
@@ -341,9 +343,10 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
         if isinstance(model_or_name, (str, os.PathLike)):
             name = os.fspath(model_or_name)
             path = resolve_hub_id(name, "model")
-            model_or_name = AutoModelForCausalLM.from_pretrained(path)
+            code = remote_code_kwargs(trust_remote_code, "language model")
+            model_or_name = AutoModelForCausalLM.from_pretrained(path, **code)
             if tokenizer is None:
-                tokenizer = AutoTokenizer.from_pretrained(path)
+                tokenizer = AutoTokenizer.from_pretrained(path, **code)
         lm = model_or_name
         check_causal_lm(lm, argument="model_or_name")
         config_kwargs.setdefault("base_model_name", name or getattr(lm.config, "_name_or_path", None) or None)
@@ -447,11 +450,18 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, load_tokenizer: bool = True, **kwargs
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args,
+        load_tokenizer: bool = True,
+        trust_remote_code: bool = False,
+        **kwargs,
     ) -> OELanguageModelDetector:
         """`PreTrainedModel.from_pretrained` (safetensors) that also attaches the tokenizer saved beside the weights.
 
-        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it; any other id goes to the Hub.
+        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it; any other id goes to the Hub. As for
+        `OEClassifier`, no code shipped with the detector runs: the wrapped LM is rebuilt from `config.lm_config` by
+        transformers' own classes, and the tokenizer loads with `trust_remote_code=False` unless `True` is passed.
         """
         from .modeling_oe import OEClassifier, _realign_cpu_tensors
 
@@ -459,7 +469,7 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
         model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
         _realign_cpu_tensors(model)
         if load_tokenizer:
-            tokenizer = OEClassifier._load_saved_tokenizer(name, kwargs)
+            tokenizer = OEClassifier._load_saved_tokenizer(name, kwargs, trust_remote_code)
             model.tokenizer = ensure_pad_token(tokenizer) if tokenizer is not None else None
         return model
 

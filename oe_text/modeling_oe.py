@@ -42,7 +42,7 @@ from transformers.utils import logging
 from .configuration_oe import OEConfig
 from .detection import OODDetectorMixin, labels_kwargs, parse_feature_key
 from .detector_hub import DetectorHubMixin
-from .hub import resolve_hub_id, resolve_model_path
+from .hub import remote_code_kwargs, resolve_hub_id, resolve_model_path
 from .inference import predict_outputs
 from .modelcard import build_model_card
 from .modeling_rnn import RNN_KINDS, RNNEncoder, rnn_backbone_config
@@ -51,7 +51,15 @@ from .modeling_rnn import RNN_KINDS, RNNEncoder, rnn_backbone_config
 logger = logging.get_logger(__name__)
 
 # Keys of a backbone's `config.to_dict()` that describe where it came from or its own head, not its architecture.
-_BACKBONE_CONFIG_DROP = ("_name_or_path", "transformers_version", "architectures", "id2label", "label2id")
+# `auto_map` points at custom code: a saved detector never refers to any.
+_BACKBONE_CONFIG_DROP = (
+    "_name_or_path",
+    "transformers_version",
+    "architectures",
+    "id2label",
+    "label2id",
+    "auto_map",
+)
 # Hub download options of `from_pretrained` that also apply to the tokenizer saved beside the weights.
 _TOKENIZER_HUB_KWARGS = (
     "revision",
@@ -185,7 +193,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         kwargs = _pooling_kwargs(backbone_config)
         if attn_implementation is not None:
             kwargs["attn_implementation"] = attn_implementation
-        return AutoModel.from_config(backbone_config, **kwargs)
+        # A saved config's `auto_map` must not pull in custom code: the library's own class is used.
+        return AutoModel.from_config(backbone_config, trust_remote_code=False, **kwargs)
 
     @property
     def supports_gradient_checkpointing(self) -> bool:
@@ -234,6 +243,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         pooling: str = "mean",
         load_tokenizer: bool = True,
         backbone_kwargs: dict[str, Any] | None = None,
+        trust_remote_code: bool = False,
         **config_kwargs,
     ) -> OEClassifier:
         """A detector on a pretrained Hugging Face encoder, with a fresh linear head.
@@ -253,6 +263,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             load_tokenizer (`bool`, *optional*, defaults to `True`): attach the backbone's tokenizer as
                 `model.tokenizer` (so `detect` and `save_pretrained` include it).
             backbone_kwargs (`dict`, *optional*): extra arguments of `AutoModel.from_pretrained` (e.g. `revision`).
+            trust_remote_code (`bool`, *optional*, defaults to `False`): allow custom code shipped with the backbone
+                (`auto_map`) to run; off by default, and a warning is printed once when on.
             config_kwargs: other `OEConfig` fields (`classifier_dropout`, `ood_score`, `ood_temperature`, ...).
 
         Returns:
@@ -260,7 +272,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         """
         path = resolve_hub_id(name_or_path, "model")
         backbone_kwargs = dict(backbone_kwargs or {})
-        backbone = AutoModel.from_pretrained(path, **backbone_kwargs)
+        code_kwargs = remote_code_kwargs(backbone_kwargs.pop("trust_remote_code", trust_remote_code), "backbone")
+        backbone = AutoModel.from_pretrained(path, **backbone_kwargs, **code_kwargs)
         if _pooling_kwargs(backbone.config) and getattr(backbone, "pooler", None) is not None:
             # The head reads pooled hidden states, never the pooler; dropping it matches the backbone rebuilt on
             # load (`add_pooling_layer=False`) and leaves no parameter without gradient.
@@ -279,7 +292,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         model = cls(config, backbone=backbone)
         if load_tokenizer:
             tokenizer = AutoTokenizer.from_pretrained(
-                path, **{k: v for k, v in backbone_kwargs.items() if k in _TOKENIZER_HUB_KWARGS}
+                path, **{k: v for k, v in backbone_kwargs.items() if k in _TOKENIZER_HUB_KWARGS}, **code_kwargs
             )
             max_length = _sentence_transformers_max_length(path)
             if max_length is not None:
@@ -505,13 +518,6 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             )
         return tokenizer
 
-    def _max_length(self, tokenizer, max_length: int | None) -> int | None:
-        if max_length is not None:
-            return max_length
-        limits = [getattr(tokenizer, "model_max_length", None), self.config.max_position_embeddings]
-        limits = [m for m in limits if isinstance(m, int) and 0 < m < 1_000_000]
-        return min(limits) if limits else None
-
     def predict_outputs(
         self,
         texts: Sequence[str],
@@ -532,7 +538,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             texts,
             feature_keys=feature_keys,
             batch_size=batch_size,
-            max_length=self._max_length(tokenizer, max_length),
+            max_length=max_length,
             progress=progress,
         )
 
@@ -550,7 +556,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         Texts are tokenized with the saved tokenizer (or `tokenizer`), truncated to the model's maximum length
         (the smaller of the tokenizer's `model_max_length` and the backbone's `max_position_embeddings`), and run in
         batches under `no_grad` on the model's device. Logits and the features a fitted score reads come from one
-        forward pass.
+        forward pass. Safe to call from several threads: calls on one model are serialised and its train/eval mode
+        is restored (`oe_text.inference.evaluation_mode`).
 
         Args:
             texts (`str` or list of `str`): the inputs; an empty list or an empty string is an error.
@@ -559,7 +566,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             threshold (`float`, *optional*): overrides the calibrated `config.ood_threshold`.
             require_threshold (`bool`, *optional*, defaults to `False`): raise `ThresholdNotCalibratedError` instead
                 of returning `is_ood=None` when no threshold is available.
-            max_length (`int`, *optional*): overrides the truncation length.
+            max_length (`int`, *optional*): overrides the truncation length; a positive int no larger than the
+                backbone's `max_position_embeddings` (else `ValueError`).
 
         Returns:
             `list[dict]`, one per text (also for a single string), with `label` (predicted class name), `score`
@@ -634,32 +642,48 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
     def from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, load_tokenizer: bool = True, **kwargs
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args,
+        load_tokenizer: bool = True,
+        trust_remote_code: bool = False,
+        **kwargs,
     ) -> OEClassifier:
         """`PreTrainedModel.from_pretrained` that also attaches the tokenizer saved beside the weights.
 
-        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) is loaded from it; any other id goes to the Hub
-        (`HF_ENDPOINT`) as usual. Pass `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are
-        needed; `use_safetensors=True` is supported.
+        A local folder must hold `config.json` (`FileNotFoundError` naming the folder otherwise). A Hub id held by
+        the offline mirror (`OE_TEXT_MIRROR`) is read from it; any other id goes to the Hub (`HF_ENDPOINT`), and when
+        that fails while a mirror is set, `MirrorMissError` names the id and the mirror folder searched. Pass
+        `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are needed; `use_safetensors=True`
+        is supported. No code shipped with the detector runs: the model class is `OEClassifier` whatever
+        `config.json` says, and the tokenizer is loaded with `trust_remote_code=False` (a tokenizer that needs
+        custom code raises a `ValueError` saying so) unless `trust_remote_code=True` is passed.
         """
         name = resolve_model_path(pretrained_model_name_or_path)
         model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
         _realign_cpu_tensors(model)
         if load_tokenizer:
-            model.tokenizer = cls._load_saved_tokenizer(name, kwargs)
+            model.tokenizer = cls._load_saved_tokenizer(name, kwargs, trust_remote_code)
         return model
 
     @staticmethod
-    def _load_saved_tokenizer(name: str, kwargs: dict[str, Any]):
+    def _load_saved_tokenizer(name: str, kwargs: dict[str, Any], trust_remote_code: bool = False):
         hub_kwargs = {k: kwargs[k] for k in _TOKENIZER_HUB_KWARGS if k in kwargs}
         if os.path.isdir(name):
             folder = os.path.join(name, hub_kwargs.get("subfolder") or "")
             if not any(os.path.isfile(os.path.join(folder, f)) for f in _TOKENIZER_FILES):
                 logger.info(f"No tokenizer saved in {folder}; `detect` will need `tokenizer=`.")
                 return None
+        code_kwargs = remote_code_kwargs(trust_remote_code, f"tokenizer of {name}")
         try:
-            return AutoTokenizer.from_pretrained(name, **hub_kwargs)
+            return AutoTokenizer.from_pretrained(name, **hub_kwargs, **code_kwargs)
         except (OSError, ValueError) as err:
+            if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+                raise ValueError(
+                    f"The tokenizer saved in {name} needs custom code (`auto_map` in tokenizer_config.json), which "
+                    "oe-text does not run from a downloaded detector. Pass `trust_remote_code=True` "
+                    "(`oe-text ... --trust_remote_code`) only if you trust that code."
+                ) from None
             logger.warning(f"Could not load a tokenizer from {name} ({err}); `detect` will need `tokenizer=`.")
             return None
 

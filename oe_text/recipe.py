@@ -41,8 +41,17 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
-from .hub import resolve_hub_id
+from .feature_scores import FEATURE_SCORES
+from .hub import remote_code_kwargs, resolve_hub_id
 from .modeling_oe import OEClassifier
+from .score_selection import (
+    DEFAULT_SCORE_CANDIDATES,
+    fit_candidate_scores,
+    is_candidate,
+    select_ood_score,
+    selection_table,
+    supported_candidates,
+)
 from .scores import LOGIT_SCORES, compute_score
 from .tokenization import train_sentencepiece_tokenizer
 from .trainer import OETrainer
@@ -112,9 +121,26 @@ class RecipeArguments:
     label_granularity: str = field(
         default="fine", metadata={"help": "TREC labels: 'fine' (50, as the paper) or 'coarse' (6)."}
     )
+    class_names: list[str] | None = field(
+        default=None,
+        metadata={"help": "Declare the label set of a custom dataset (integer labels index it; gaps allowed)."},
+    )
+    remap_labels: bool = field(
+        default=False,
+        metadata={
+            "help": "Integer labels that are not 0..K-1 (e.g. 0, 1, 7): number the labels present 0..K-1 instead of "
+            "raising an error."
+        },
+    )
     model: str = field(
         default=DEFAULT_MODEL,
         metadata={"help": "'gru' or 'lstm' (the paper's baselines, trained from scratch) or any Hub encoder id."},
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Allow custom code shipped with --model (auto_map + .py files) to run. Off: such code is refused."
+        },
     )
     oe_mode: str = field(
         default="finetune",
@@ -157,9 +183,35 @@ class RecipeArguments:
     )
     scores: list[str] = field(
         default_factory=lambda: ["msp"],
-        metadata={"help": "OOD scores to evaluate: msp, max_logit, energy, kl_uniform, entropy, mahalanobis, knn."},
+        metadata={
+            "help": "OOD scores to report: logit scores (msp, max_logit, energy, kl_uniform, entropy) and fitted "
+            "scores (knn, mahalanobis, knn_pretrained, mahalanobis_pretrained, combined; fitted on the OE detector, "
+            "the baseline gets knn/mahalanobis fitted on the fly). The score candidates are always reported."
+        },
     )
-    detector_score: str = field(default="msp", metadata={"help": "Score the saved detector uses for decisions."})
+    detector_score: str = field(
+        default="auto",
+        metadata={
+            "help": "Score the saved detector decides with: 'auto' (the best of --score_candidates on ID validation "
+            "vs held-out auxiliary outliers; never on OOD test sets), a logit score, or a candidate name."
+        },
+    )
+    score_candidates: list[str] = field(
+        default_factory=lambda: list(DEFAULT_SCORE_CANDIDATES),
+        metadata={
+            "help": "Scores fitted on the OE detector and compared for --detector_score auto: logit scores, knn, "
+            "mahalanobis (fine-tuned features), knn_pretrained, mahalanobis_pretrained (frozen pretrained encoder; "
+            "transformers only), combined (msp + k-NN, logistic model fitted against held-out outliers)."
+        },
+    )
+    heldout_auxiliary_samples: int = field(
+        default=1000,
+        metadata={
+            "help": "Auxiliary outliers held out of training (a seeded sample) to choose and fit the detector's "
+            "score. 0 disables held-out data (then --detector_score must name a logit score)."
+        },
+    )
+    knn_k: int = field(default=10, metadata={"help": "k of the k-NN candidate scores."})
     calibration_tpr: float = field(
         default=0.95,
         metadata={"help": "Fraction of in-distribution validation inputs the detector's threshold keeps."},
@@ -193,8 +245,17 @@ class RecipeArguments:
             raise ValueError(f"`protocol` must be 'paper' or 'full', got {self.protocol!r}.")
         if not 0 < self.calibration_tpr <= 1:
             raise ValueError(f"`calibration_tpr` must be in (0, 1], got {self.calibration_tpr}.")
-        if self.detector_score not in LOGIT_SCORES:
-            raise ValueError(f"`detector_score` must be one of {sorted(LOGIT_SCORES)}, got {self.detector_score!r}.")
+        supported_candidates(None, self.score_candidates)  # unknown names fail now, with the list of known ones
+        allowed = {"auto", *LOGIT_SCORES, *self.score_candidates}
+        if self.detector_score not in allowed:
+            raise ValueError(f"`detector_score` must be one of {sorted(allowed)}, got {self.detector_score!r}.")
+        if self.heldout_auxiliary_samples < 0:
+            raise ValueError(f"`heldout_auxiliary_samples` must be >= 0, got {self.heldout_auxiliary_samples}.")
+        if self.heldout_auxiliary_samples < 4 and self.detector_score not in LOGIT_SCORES:
+            raise ValueError(
+                f"`detector_score={self.detector_score!r}` is chosen or fitted on held-out auxiliary outliers: set "
+                "`heldout_auxiliary_samples` >= 4, or name a logit score."
+            )
         if not self.ood_datasets:
             raise ValueError("`ood_datasets` is empty: name at least one OOD preset.")
         for name in ("max_train_samples", "max_eval_samples", "max_ood_samples", "max_length"):
@@ -262,7 +323,9 @@ def _build_model(recipe_args: RecipeArguments, label_names: list[str], tokenizer
     set_seed(seed)
     if recipe_args.is_rnn:
         return OEClassifier.from_rnn(kind=recipe_args.model.lower(), id2label=label_names, tokenizer=tokenizer)
-    return OEClassifier.from_backbone(recipe_args.model, id2label=label_names)
+    return OEClassifier.from_backbone(
+        recipe_args.model, id2label=label_names, trust_remote_code=recipe_args.trust_remote_code
+    )
 
 
 def _rnn_tokenizer(
@@ -284,7 +347,7 @@ def _rnn_tokenizer(
             )
             tokenizer.save_pretrained(folder)
         else:
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder, **remote_code_kwargs(False))
     return tokenizer
 
 
@@ -375,12 +438,15 @@ def _evaluate(
     unavailable: dict[str, str],
     train: Dataset,
     max_length: int,
+    scores: list[str] | None = None,
 ) -> OODResults:
-    """Evaluate the trained model: sharded `Trainer.predict` for logit scores; feature scores on the main process."""
-    feature_scores = [s for s in recipe_args.scores if s not in LOGIT_SCORES]
+    """Evaluate the trained model: sharded `Trainer.predict` for logit scores; feature scores (and the detector's
+    fitted scores) in one process."""
+    scores = list(scores or recipe_args.scores)
+    feature_scores = [s for s in scores if s not in LOGIT_SCORES]
     seed = trainer.args.seed
     common = dict(
-        scores=recipe_args.scores,
+        scores=scores,
         protocol=recipe_args.protocol,
         seed=seed,
         unavailable=unavailable,
@@ -411,8 +477,28 @@ def _evaluate(
         name: _predict(trainer, ds.select(plan.indices_to_score(name))["text"], tokenizer, max_length)
         for name, ds in ood.items()
     }
-    common.pop("max_ood_samples")
     return evaluate_ood_from_logits(id_logits, ood_logits, id_labels=np.asarray(test["label"]), plan=plan, **common)
+
+
+def _hold_out(outliers, n: int, seed: int) -> tuple[list[str], Any]:
+    """`(held-out texts, training outliers)`: a seeded sample of `n` auxiliary texts kept out of training.
+
+    A map-style set is shuffled with `seed` and its first `n` rows held out; a streamed set gives its first `n` rows
+    and training skips them.
+    """
+    if n == 0:
+        return [], outliers
+    if hasattr(outliers, "__len__"):
+        if len(outliers) < 2 * n:
+            raise ValueError(
+                f"The auxiliary set has {len(outliers)} texts; holding out {n} would leave fewer for training than "
+                "for choosing the score. Lower `--heldout_auxiliary_samples`."
+            )
+        order = np.random.default_rng(seed).permutation(len(outliers))
+        heldout = outliers.select(np.sort(order[:n]))["text"]
+        return heldout, outliers.select(np.sort(order[n:]))
+    heldout = [row["text"] for row in outliers.take(n)]
+    return heldout, outliers.skip(n)
 
 
 def _ood_results_for_card(results: OODResults, score: str) -> dict[str, dict[str, float]]:
@@ -431,7 +517,9 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     # ---- tokenizer and data (one normalisation policy for ID, auxiliary and OOD text)
     tokenizer = None
     if not recipe_args.is_rnn:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_hub_id(recipe_args.model))
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_hub_id(recipe_args.model), **remote_code_kwargs(recipe_args.trust_remote_code, "model")
+        )
     normalization = _normalization(recipe_args, tokenizer)
     with training_args.main_process_first(desc="loading datasets"):
         data = load_id_dataset(
@@ -439,6 +527,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             text_column=recipe_args.text_column,
             label_column=recipe_args.label_column,
             label_granularity=recipe_args.label_granularity,
+            label_names=recipe_args.class_names,
+            remap_labels=recipe_args.remap_labels,
             normalization=normalization,
             max_train_samples=recipe_args.max_train_samples,
             seed=training_args.seed,
@@ -473,6 +563,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             max_samples=recipe_args.auxiliary_max_samples,
         )
     training_args.oe_max_length = training_args.oe_max_length or max_length
+    # A seeded slice of the auxiliary outliers that training never sees: it chooses and fits the detector's score.
+    heldout, outliers = _hold_out(outliers, recipe_args.heldout_auxiliary_samples, training_args.seed)
 
     # ---- 1. baseline
     seed = training_args.seed
@@ -498,7 +590,11 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         if baseline_args.save_strategy != "no":
             # The finished baseline, so that `--resume_from_checkpoint` during the OE phase does not retrain it.
             baseline_trainer.save_model(str(final_baseline))
-    baseline = _evaluate(baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
+    # The baseline has no fitted detector scores: logit scores, and feature scores fitted on the fly.
+    baseline_scores = [s for s in recipe_args.scores if s in LOGIT_SCORES or s in FEATURE_SCORES] or ["msp"]
+    baseline = _evaluate(
+        baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, baseline_scores
+    )
 
     # ---- 2. Outlier Exposure
     if recipe_args.oe_mode == "scratch":
@@ -513,15 +609,69 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     if resume["oe"]:
         logger.warning(f"Resuming Outlier Exposure from {resume['oe']}.")
     oe_trainer.train(resume_from_checkpoint=resume["oe"])
-    oe = _evaluate(oe_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length)
-    comparison = compare_results({"Baseline": baseline, "OE": oe}, score="msp")
 
-    # ---- 3. detector: threshold on ID validation, provenance, model card
+    # ---- 3. the detector's score, chosen without OOD test data; threshold on ID validation
     detector = oe_trainer.accelerator.unwrap_model(oe_trainer.model)
-    detector.set_ood_score(recipe_args.detector_score)
-    val_logits = _predict(oe_trainer, validation["text"], tokenizer, max_length)
+    eval_batch = training_args.per_device_eval_batch_size
+    selection = None
+    auto = recipe_args.detector_score == "auto"
+    candidates = [] if recipe_args.detector_score in LOGIT_SCORES else recipe_args.score_candidates
+    if not auto and candidates:
+        candidates = [recipe_args.detector_score]
+    # Fitted scores asked for in --scores are fitted too, for the report; only `candidates` compete.
+    reported = [s for s in recipe_args.scores if s not in LOGIT_SCORES and is_candidate(s)]
+    fitted: list[str] = []
+    if candidates or reported:
+        id_name = ID_PRESETS[recipe_args.dataset].hub_id if recipe_args.dataset in ID_PRESETS else recipe_args.dataset
+        fitted, halves = fit_candidate_scores(
+            detector,
+            list(dict.fromkeys([*candidates, *reported])),
+            data["train"]["text"],
+            data["train"]["label"],
+            validation["text"],
+            heldout,
+            seed=training_args.seed,
+            knn_k=recipe_args.knn_k,
+            batch_size=eval_batch,
+            training_data=f"{id_name} train",
+        )
+        candidates = [c for c in candidates if c in fitted]
+    if candidates:
+        selection = select_ood_score(
+            detector,
+            candidates,
+            [validation["text"][i] for i in halves["validation"]],
+            [heldout[i] for i in halves["outliers"]],
+            batch_size=eval_batch,
+            description={
+                "validation": f"{id_name} validation (second half)",
+                "outliers": f"{recipe_args.auxiliary_dataset} held-out sentences (second half)",
+            },
+        )
+        logger.warning(
+            f"Detector score chosen on ID validation vs held-out auxiliary outliers (no OOD test data):\n"
+            f"{selection_table(selection)}\nChosen: {selection['chosen']}"
+        )
+    else:
+        detector.set_ood_score(recipe_args.detector_score)
+    chosen = detector.config.ood_score
+    skipped = [s for s in reported if s not in fitted]
+    if skipped:
+        logger.warning(f"Scores {skipped} need a pretrained transformer encoder, which this detector lacks: skipped.")
+    requested = [s for s in recipe_args.scores if s not in skipped]
+    oe_scores = list(dict.fromkeys([*requested, *fitted, chosen]))
+    oe = _evaluate(oe_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, oe_scores)
+    runs, scores = {"Baseline": baseline, "OE": oe}, {"Baseline": "msp", "OE": "msp"}
+    if chosen != "msp":
+        # The shipped detector: the OE model deciding with the chosen score, on the same test data.
+        runs["Detector"], scores["Detector"] = oe, chosen
+    comparison = compare_results(runs, score=scores)
+    if chosen in LOGIT_SCORES:
+        val_scores = compute_score(chosen, _predict(oe_trainer, validation["text"], tokenizer, max_length))
+    else:
+        val_scores = detector.compute_ood_scores(validation["text"], batch_size=eval_batch, max_length=max_length)
     threshold = detector.calibrate_threshold(
-        compute_score(recipe_args.detector_score, val_logits),
+        val_scores,
         tpr=recipe_args.calibration_tpr,
         calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
     )
@@ -530,7 +680,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         if recipe_args.dataset in ID_PRESETS
         else recipe_args.dataset,
         auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",
-        ood_results=_ood_results_for_card(oe, "msp"),
+        ood_results=_ood_results_for_card(oe, chosen),
         training_args=training_args,
         oe_mode=recipe_args.oe_mode,
         protocol=recipe_args.protocol,
@@ -549,6 +699,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         summary = {
             "recipe": dataclasses.asdict(recipe_args),
             "threshold": threshold,
+            "detector_score": chosen,
+            "score_selection": selection,
             "baseline": baseline.to_dict(),
             "oe": oe.to_dict(),
         }

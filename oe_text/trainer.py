@@ -118,6 +118,26 @@ def _pad_to(t: torch.Tensor, length: int, value: int, side: str) -> torch.Tensor
     return F.pad(t, pad, value=value)
 
 
+def _check_outlier_texts(dataset, text_column: str, peek: int = 1000) -> None:
+    """Refuse an outlier set whose texts are all empty: OE would train on padding alone, silently.
+
+    A map-style set is checked whole; a streamed one on its first `peek` rows (an empty stream is an error too).
+    """
+    if hasattr(dataset, "__len__"):
+        texts = dataset[text_column]
+        what = f"all {len(texts)}"
+    else:
+        texts = [row[text_column] for row in dataset.take(peek)]
+        what = f"the first {len(texts)}"
+    if not texts:
+        raise ValueError(f"The outlier dataset is empty: no rows in column {text_column!r}.")
+    if not any(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError(
+            f"The outlier dataset's texts are empty ({what} rows of column {text_column!r}): Outlier Exposure "
+            "would train on padding only. Check `oe_text_column` and the auxiliary data."
+        )
+
+
 class OETrainer(Trainer):
     """`transformers.Trainer` with Outlier Exposure (Hendrycks, Mazeika & Dietterich, ICLR 2019).
 
@@ -232,6 +252,7 @@ class OETrainer(Trainer):
         tokenizer = self.processing_class
         if tokenizer is None or not callable(tokenizer):
             raise ValueError("Raw-text outliers need a tokenizer: pass `processing_class=` to OETrainer.")
+        _check_outlier_texts(dataset, text_column)
         max_length = self.args.oe_max_length
         if max_length is None:
             limit = getattr(tokenizer, "model_max_length", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -99,6 +100,10 @@ class OETrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        # inf or NaN would make every loss NaN (and the logged train_loss 0) without an error.
+        for name in ("oe_weight", "oe_energy_m_in", "oe_energy_m_out", "oe_energy_temperature"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"`{name}` must be a finite number, got {getattr(self, name)}.")
         if not self.oe_weight >= 0:
             raise ValueError(f"`oe_weight` must be >= 0, got {self.oe_weight}.")
         if self.oe_batch_size is not None and self.oe_batch_size < 1:

@@ -38,7 +38,15 @@ def test_bad_recipe_arguments():
     with pytest.raises(ValueError, match="calibration_tpr"):
         RecipeArguments(calibration_tpr=1.5)
     with pytest.raises(ValueError, match="detector_score"):
-        RecipeArguments(detector_score="mahalanobis")
+        RecipeArguments(detector_score="lof")
+    # Feature-space scores are detector state now (issue 11): a saved detector can decide with them.
+    assert RecipeArguments(detector_score="mahalanobis").detector_score == "mahalanobis"
+    with pytest.raises(ValueError, match="detector_score"):
+        RecipeArguments(detector_score="mahalanobis", score_candidates=["msp"])
+    with pytest.raises(ValueError, match="Unknown score candidate"):
+        RecipeArguments(score_candidates=["msp", "lof"])
+    with pytest.raises(ValueError, match="heldout_auxiliary_samples"):
+        RecipeArguments(heldout_auxiliary_samples=0)
 
 
 def check_run(result, output_dir, n_labels):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +13,14 @@ import datasets
 import pyarrow.compute as pc
 
 from ..hub import MirrorMissError, is_mirrored, mirror_root, resolve_hub_id
-from .errors import InvalidTextError, MissingColumnError, MissingSplitError, UnavailableDatasetError
+from .errors import (
+    EmptyDatasetError,
+    InvalidTextError,
+    MalformedFileError,
+    MissingColumnError,
+    MissingSplitError,
+    UnavailableDatasetError,
+)
 from .normalization import TextNormalization
 
 
@@ -155,7 +164,107 @@ def load_local_file(path: str, *, builder: str | None = None, streaming: bool = 
             )
         builder = LOCAL_BUILDERS[suffix]
     kwargs = {"delimiter": "\t"} if builder == "csv" and suffix in (".tsv", ".txt") else {}
-    return datasets.load_dataset(builder, data_files={"train": path}, streaming=streaming, **kwargs)
+    check_local_file(path, builder, delimiter=kwargs.get("delimiter", ","))
+    try:
+        return datasets.load_dataset(builder, data_files={"train": path}, streaming=streaming, **kwargs)
+    except ValueError as err:
+        if "corresponds to no data" not in str(err):
+            raise
+        raise EmptyDatasetError(f"File '{path}' has no rows.") from None
+
+
+def check_local_file(path: str, builder: str, delimiter: str = ",") -> None:
+    """Read a local csv / tsv / json(l) / text file once and raise a clear error naming the file and line on content
+    the `datasets` builders would reject with a bare parser error, or silently read wrong.
+
+    Checks: the file is not empty; a csv has a header and at least one data row, every row has as many fields as the
+    header, quotes are closed, the text is UTF-8; json lines parse, one object per line (a `.json` file may instead
+    hold one JSON document). Memory stays bounded (one line or row at a time, except a whole-document `.json`).
+
+    Raises:
+        `EmptyDatasetError` (no rows), `MalformedFileError` (bad content; the message names the line).
+    """
+    if builder not in ("csv", "json", "text"):
+        return  # parquet and others: the reader's own errors name the file
+    lines = _utf8_lines(path)
+    if builder == "csv":
+        _check_csv(path, lines, delimiter)
+    elif builder == "json":
+        _check_json(path, lines)
+    elif not any(line.strip() for line in lines):
+        raise EmptyDatasetError(f"File '{path}' has no text: it is empty or blank.")
+
+
+def _utf8_lines(path: str):
+    """The lines of `path` decoded as UTF-8, one at a time; `MalformedFileError` naming the line on bad bytes."""
+    with open(path, "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise MalformedFileError(
+                    f"File '{path}', line {number}: not valid UTF-8 (byte {raw[err.start : err.start + 1]!r} at "
+                    f"offset {err.start})."
+                ) from None
+
+
+def _check_csv(path: str, lines, delimiter: str) -> None:
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    header = None
+    rows = 0
+    try:
+        for row in reader:
+            if not row or all(not field.strip() for field in row):
+                continue  # blank lines are skipped, as pandas does
+            if header is None:
+                header = row
+                continue
+            if len(row) != len(header):
+                raise MalformedFileError(
+                    f"File '{path}', line {reader.line_num}: {len(row)} field(s), but the header "
+                    f"{header} has {len(header)}."
+                )
+            rows += 1
+    except csv.Error as err:
+        raise MalformedFileError(f"File '{path}', line {reader.line_num}: malformed csv ({err}).") from None
+    if header is None:
+        raise EmptyDatasetError(f"File '{path}' is empty: expected a header row (e.g. text,label) and data rows.")
+    if not rows:
+        raise EmptyDatasetError(f"File '{path}' has a header row {header} but no data rows.")
+
+
+def _check_json(path: str, lines) -> None:
+    # A `.json` file may be one document (a list of objects) rather than JSON lines.
+    document = path.lower().endswith(".json")
+    records = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if document and records == 0:
+                return _check_json_document(path)
+            raise MalformedFileError(f"File '{path}', line {number}: not valid JSON ({err.msg}).") from None
+        if not isinstance(record, dict):
+            if document and records == 0:
+                return _check_json_document(path)
+            raise MalformedFileError(
+                f"File '{path}', line {number}: expected one JSON object per line, got {type(record).__name__}."
+            )
+        records += 1
+    if not records:
+        raise EmptyDatasetError(f"File '{path}' has no records: expected one JSON object per line.")
+
+
+def _check_json_document(path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except json.JSONDecodeError as err:
+        raise MalformedFileError(f"File '{path}', line {err.lineno}: not valid JSON ({err.msg}).") from None
+    if isinstance(document, list) and not document or isinstance(document, dict) and not document:
+        raise EmptyDatasetError(f"File '{path}' holds an empty JSON document: no records.")
 
 
 def column_names(ds: datasets.Dataset | datasets.IterableDataset) -> list[str]:

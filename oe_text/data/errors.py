@@ -25,6 +25,11 @@ class InvalidLabelError(DataError):
     """Labels outside the label set (negative, too large, or unseen in training)."""
 
 
+class MalformedFileError(DataError):
+    """A local data file that cannot be parsed (bad csv row, invalid JSON line, bytes that are not UTF-8); the
+    message names the file and the line."""
+
+
 class EmptyDatasetError(DataError):
     """A dataset (typically the auxiliary outlier set, after filtering) has no rows left."""
 

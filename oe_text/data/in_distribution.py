@@ -129,6 +129,8 @@ def load_id_dataset(
     max_train_samples: int | None = None,
     test_size: float | None = None,
     drop_empty: bool | None = None,
+    label_names: list[str] | None = None,
+    remap_labels: bool = False,
 ) -> datasets.DatasetDict:
     """Load an in-distribution dataset with splits `train`/`validation`/`test` and columns `text`, `label`.
 
@@ -160,6 +162,13 @@ def load_id_dataset(
         drop_empty (`bool`, *optional*):
             Drop rows whose text is empty after normalisation instead of raising. Defaults to the preset's choice
             (True for `20ng`, whose header/quote-stripped posts are sometimes empty), else False.
+        label_names (`list[str]`, *optional*):
+            Declare the label set: integer labels are indices into it (ids without examples are then allowed),
+            string labels must be among its names (class ids follow its order). Not for ClassLabel columns.
+        remap_labels (`bool`, *optional*, defaults to `False`):
+            Integer labels that are not exactly 0..K-1 (e.g. {0, 1, 7}) raise `InvalidLabelError` by default, so a
+            typo cannot add classes that never occur; `True` numbers the labels present in train 0..K-1 in
+            increasing order instead (class names keep the original values).
 
     Returns:
         `datasets.DatasetDict`: `train`, `validation`, `test`, each with columns `text` (`string`) and `label`
@@ -179,6 +188,12 @@ def load_id_dataset(
         isinstance(max_train_samples, bool) or not isinstance(max_train_samples, int) or max_train_samples < 1
     ):
         raise ValueError(f"`max_train_samples` must be a positive int or None, got {max_train_samples!r}.")
+    if label_names is not None:
+        label_names = list(label_names)
+        if len(label_names) < 2 or not all(isinstance(n, str) and n for n in label_names):
+            raise ValueError(f"`label_names` must be at least two non-empty strings, got {label_names!r}.")
+        if len(set(label_names)) != len(label_names):
+            raise ValueError(f"`label_names` has duplicates: {label_names!r}.")
     if label_granularity not in LABEL_GRANULARITIES:
         raise ValueError(f"`label_granularity` must be one of {list(LABEL_GRANULARITIES)}, got {label_granularity!r}.")
 
@@ -222,11 +237,19 @@ def load_id_dataset(
                 "are missing (null)."
             )
 
-    names = _label_names(raw, label_column, names_column, dataset=name, source_splits=source_splits)
+    names, label_ids = _label_names(
+        raw,
+        label_column,
+        names_column,
+        dataset=name,
+        source_splits=source_splits,
+        label_names=label_names,
+        remap_labels=remap_labels,
+    )
     prepared = {}
     for split, ds in raw.items():
         where = source_splits.get(split) or split
-        prepared[split] = _prepare_split(ds, name, where, text_column, label_column, names, norm, drop)
+        prepared[split] = _prepare_split(ds, name, where, text_column, label_column, names, label_ids, norm, drop)
 
     prepared = _make_splits(prepared, name, validation_size=validation_size, test_size=test_size, seed=seed)
     if max_train_samples is not None and max_train_samples < len(prepared["train"]):
@@ -292,10 +315,17 @@ def _label_names(
     *,
     dataset: str,
     source_splits: dict,
-) -> list[str]:
-    """The label set, from the train split: ClassLabel names, a label-name column, or the values themselves.
+    label_names: list[str] | None = None,
+    remap_labels: bool = False,
+) -> tuple[list[str], dict | None]:
+    """The label set and how to encode it: `(names, encoding)`, `encoding` mapping a raw label to its class id (None
+    when integer labels are their own ids).
 
-    Also checks every split's labels against it (`InvalidLabelError` for values outside the label set).
+    The label set is the declared `label_names`, the ClassLabel names, or the labels present in train: strings
+    (sorted), or integers, which must then be exactly 0..K-1 (`InvalidLabelError` on gaps, e.g. {0, 1, 7} or a typo
+    1000000, unless `remap_labels` numbers the labels present 0..K-1 in increasing order). Integer names come from a
+    label-name column when the data has one. Every split's labels are checked against the set (`InvalidLabelError`
+    for values outside it).
     """
     train = raw["train"]
     feature = train.features[label_column]
@@ -320,6 +350,11 @@ def _label_names(
             )
 
     if isinstance(feature, datasets.ClassLabel):
+        if label_names is not None:
+            raise ValueError(
+                f"`label_names` declares a label set, but label column '{label_column}' of '{dataset}' is a "
+                f"ClassLabel that already names its classes ({feature.names})."
+            )
         names = list(feature.names)
         for split, ds in raw.items():
             other = ds.features[label_column]
@@ -329,51 +364,80 @@ def _label_names(
                     f"train's is {feature}; every split must share one label set."
                 )
             _check_int_range(split, ds, label_column, len(names), outside)
-        return names
+        return names, None
 
-    if isinstance(feature, datasets.Value) and feature.dtype in STRING_DTYPES:
-        names = sorted(set(train.unique(label_column)))
-        known = set(names)
-        for split, ds in raw.items():
-            if isinstance(ds.features[label_column], datasets.Value) and ds.features[label_column].dtype in (
-                STRING_DTYPES
-            ):
-                bad = [value for value in ds.unique(label_column) if value not in known]
-                if bad:
-                    column = (
-                        ds.data.column(label_column) if ds._indices is None else ds.flatten_indices()[label_column]
-                    )
-                    count = int(pc.sum(pc.is_in(column, value_set=pc.cast(bad, column.type))).as_py())
-                    outside(split, ds, count, sorted(bad), extra=f" seen in train ({names})")
-            else:
-                raise InvalidLabelError(
-                    f"Dataset '{dataset}': label column '{label_column}' is {ds.features[label_column]} in split "
-                    f"'{where(split)}' but {feature} in train."
-                )
-        return names
+    is_string = isinstance(feature, datasets.Value) and feature.dtype in STRING_DTYPES
+    is_int = isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint"))
+    if not (is_string or is_int):
+        raise InvalidLabelError(
+            f"Dataset '{dataset}': label column '{label_column}' has type {feature}; labels must be a ClassLabel, "
+            "integers or strings."
+        )
+    for split, ds in raw.items():
+        other = ds.features[label_column]
+        same_kind = isinstance(other, datasets.Value) and (
+            other.dtype in STRING_DTYPES if is_string else other.dtype.startswith(("int", "uint"))
+        )
+        if not same_kind:
+            raise InvalidLabelError(
+                f"Dataset '{dataset}': label column '{label_column}' is {other} in split '{where(split)}' but "
+                f"{feature} in train."
+            )
 
-    if isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
+    if is_string:
+        names = list(label_names) if label_names is not None else sorted(set(train.unique(label_column)))
         for split, ds in raw.items():
-            other = ds.features[label_column]
-            if not (isinstance(other, datasets.Value) and other.dtype.startswith(("int", "uint"))):
-                raise InvalidLabelError(
-                    f"Dataset '{dataset}': label column '{label_column}' is {other} in split '{where(split)}' but "
-                    f"{feature} in train."
-                )
-        train_max = int(pc.max(train.data.column(label_column)).as_py()) if len(train) else -1
-        names = _int_label_names(raw, label_column, names_column, train_max, dataset=dataset)
+            extra = " declared" if label_names is not None else f" seen in train ({names})"
+            _check_in_set(split, ds, label_column, names, outside, extra)
+        return names, {name: i for i, name in enumerate(names)}
+
+    if label_names is not None:
+        names = list(label_names)
         for split, ds in raw.items():
             _check_int_range(split, ds, label_column, len(names), outside)
-        return names
+        return names, None
+    present = sorted(train.unique(label_column))
+    if present and present[0] < 0:  # never a class id: reported as outside the label set, whatever the option
+        _check_int_range("train", train, label_column, present[-1] + 1, outside)
+    if present == list(range(len(present))):
+        names = _int_label_names(raw, label_column, names_column, present, dataset=dataset)
+        for split, ds in raw.items():
+            _check_int_range(split, ds, label_column, len(names), outside)
+        return names, None
+    if not remap_labels:
+        known = set(present)
+        # The first missing ids are all below len(present) + 5: no loop up to a huge (typo) label.
+        missing = [i for i in range(len(present) + 5) if i not in known][:5]
+        raise InvalidLabelError(
+            f"Dataset '{dataset}' (split '{where('train')}'): the integer labels in column '{label_column}' are not "
+            f"0..K-1: the {len(present)} distinct labels are {present[:10]}{'...' if len(present) > 10 else ''} "
+            f"(largest {present[-1]}), so ids such as {missing} have no example. Fix the labels, declare the label "
+            "set with `label_names=[...]` (`oe-text train --class_names`), or pass `remap_labels=True` "
+            f"(`--remap_labels`) to number the labels present 0..{len(present) - 1} in increasing order."
+        )
+    names = _int_label_names(raw, label_column, names_column, present, dataset=dataset)
+    for split, ds in raw.items():
+        _check_in_set(split, ds, label_column, present, outside, f" seen in train ({present[:10]})")
+    return names, {value: i for i, value in enumerate(present)}
 
-    raise InvalidLabelError(
-        f"Dataset '{dataset}': label column '{label_column}' has type {feature}; labels must be a ClassLabel, "
-        "integers or strings."
-    )
+
+def _check_in_set(split, ds, label_column, values, outside, extra) -> None:
+    """Raise through `outside` when a label of `ds` is not one of `values`."""
+    known = set(values)
+    bad = [value for value in ds.unique(label_column) if value not in known]
+    if bad:
+        column = _column(ds, label_column)
+        count = int(pc.sum(pc.is_in(column, value_set=pc.cast(bad, column.type))).as_py())
+        outside(split, ds, count, sorted(bad), extra=extra)
+
+
+def _column(ds: datasets.Dataset, column: str):
+    """The arrow column of `ds` (of the selected rows when `ds` has an indices mapping)."""
+    return ds.data.column(column) if ds._indices is None else ds.flatten_indices().data.column(column)
 
 
 def _check_int_range(split, ds, label_column, num_classes, outside) -> None:
-    column = ds.data.column(label_column) if ds._indices is None else ds.flatten_indices().data.column(label_column)
+    column = _column(ds, label_column)
     if not len(column):
         return
     bad_mask = pc.or_(pc.less(column, 0), pc.greater_equal(column, num_classes))
@@ -383,10 +447,10 @@ def _check_int_range(split, ds, label_column, num_classes, outside) -> None:
         outside(split, ds, bad_count, examples, extra=f" 0..{num_classes - 1}")
 
 
-def _int_label_names(raw, label_column, names_column, train_max, *, dataset) -> list[str]:
-    """Names of integer labels 0..max: from `names_column` when the data has one, else the numbers themselves."""
+def _int_label_names(raw, label_column, names_column, ids: list[int], *, dataset) -> list[str]:
+    """Names of the integer labels `ids`: from `names_column` when the data has one, else the numbers themselves."""
     if names_column is None or names_column not in raw["train"].column_names:
-        return [str(i) for i in range(train_max + 1)]
+        return [str(i) for i in ids]
     mapping: dict[int, str] = {}
     for ds in raw.values():
         if names_column not in ds.column_names:
@@ -400,7 +464,7 @@ def _int_label_names(raw, label_column, names_column, train_max, *, dataset) -> 
                     f"column '{names_column}'."
                 )
             mapping[label] = label_name
-    return [mapping.get(i, str(i)) for i in range(train_max + 1)]
+    return [mapping.get(i, str(i)) for i in ids]
 
 
 class _NormalizeAndEncode:
@@ -409,10 +473,10 @@ class _NormalizeAndEncode:
     A class (not a closure) so that `datasets` can fingerprint it and reuse cached results.
     """
 
-    def __init__(self, normalization, text_column, label_column, names, dataset, drop_empty, encode_strings):
+    def __init__(self, normalization, text_column, label_column, label_ids, dataset, drop_empty):
         self.normalize = NormalizeText(normalization, text_column, dataset, none_as_empty=False)
         self.label_column = label_column
-        self.label_ids = {name: i for i, name in enumerate(names)} if encode_strings else None
+        self.label_ids = label_ids
         self.drop_empty = drop_empty
 
     def __call__(self, batch: dict) -> dict:
@@ -433,14 +497,14 @@ def _prepare_split(
     text_column: str,
     label_column: str,
     names: list[str],
+    label_ids: dict | None,
     normalization: TextNormalization,
     drop_empty: bool,
 ) -> datasets.Dataset:
-    """Normalise and type one split in a single pass: columns `text` (normalised) and `label` (ClassLabel `names`)."""
-    feature = ds.features[label_column]
-    encode_strings = isinstance(feature, datasets.Value) and feature.dtype in STRING_DTYPES
+    """Normalise and type one split in a single pass: columns `text` (normalised) and `label` (ClassLabel `names`;
+    raw labels are encoded with `label_ids`, or kept when it is None)."""
     ds = ds.map(
-        _NormalizeAndEncode(normalization, text_column, label_column, names, dataset, drop_empty, encode_strings),
+        _NormalizeAndEncode(normalization, text_column, label_column, label_ids, dataset, drop_empty),
         batched=True,
         batch_size=2000,
         remove_columns=ds.column_names,

@@ -33,6 +33,7 @@ from transformers.modeling_outputs import ImageClassifierOutput
 from ..detection import OODDetectorMixin, labels_kwargs, parse_feature_key
 from ..detector_hub import DetectorHubMixin
 from ..hub import resolve_model_path
+from ..inference import evaluation_mode
 from .configuration import OEImageConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, _is_pil, get_dataset_spec
 from .modelcard import build_image_model_card
@@ -333,16 +334,12 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
                     f"Image detectors provide only the features their head reads ('fine-tuned:-1'), not {key!r}."
                 )
         pixel_values = self.preprocess(images, normalized=normalized)
-        was_training = self.training
-        self.eval()
         logits, feats = [], []
-        try:
+        with evaluation_mode(self):  # thread-safe: calls on one model are serialised, its mode restored
             for batch in pixel_values.split(batch_size):
                 features = self.extract_features(batch.to(self.device, dtype=self.dtype))
                 logits.append(self.classify_features(features).float().cpu())
                 feats.append(features.float().cpu())
-        finally:
-            self.train(was_training)
         features = torch.cat(feats).numpy()
         return torch.cat(logits).numpy(), {key: features for key in feature_keys}
 
