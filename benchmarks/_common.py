@@ -147,6 +147,65 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize()
 
 
+def cached_recipe_run(run_dir, recipe_cli: list[str], force: bool = False, label: str = "") -> dict:
+    """Run `oe_text.recipe` with `recipe_cli` arguments into `run_dir`, or read a finished run back.
+
+    A run is finished when `results.json` and `benchmark_meta.json` exist (the latter written here, with the wall time
+    and the arguments). Returns the recipe's `results.json` with `meta` added.
+    """
+    import json
+    from pathlib import Path
+
+    from oe_text.recipe import parse_recipe_args, run_recipe
+
+    run_dir = Path(run_dir)
+    results_file, meta_file = run_dir / "results.json", run_dir / "benchmark_meta.json"
+    if results_file.is_file() and meta_file.is_file() and not force:
+        print(f"[{label}] read back from {results_file}", flush=True)
+        summary = json.loads(results_file.read_text())
+        summary["meta"] = json.loads(meta_file.read_text())
+        return summary
+    args = [*recipe_cli, "--output_dir", str(run_dir), "--disable_tqdm", "true"]
+    recipe_args, training_args = parse_recipe_args(None, args)
+    print(f"[{label}] training baseline + OE ...", flush=True)
+    start = time.time()
+    result = run_recipe(recipe_args, training_args)
+    wall = time.time() - start
+    print(f"[{label}] done in {wall:.0f} s\n\n{result.comparison}", flush=True)
+    meta = {"wall_s": wall, "recipe_args": args, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    meta_file.write_text(json.dumps(meta, indent=1))
+    summary = json.loads(results_file.read_text())
+    summary["meta"] = meta
+    return summary
+
+
+def recipe_benchmark_parser(description: str, datasets: Sequence[str], output_dir: str):
+    """The command line shared by the benchmarks that run the recipe per dataset and seed (cached runs)."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--datasets", nargs="+", default=list(datasets))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument("--output-dir", type=Path, default=Path(output_dir))
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--force", action="store_true", help="retrain runs that already have results")
+    parser.add_argument("--summary-only", action="store_true", help="only summarise finished runs; train nothing")
+    parser.add_argument(
+        "--recipe-args", nargs=argparse.REMAINDER, default=[], help="extra `oe-text train` arguments (last)"
+    )
+    return parser
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """`mean ± std` over seeds (population std), one decimal; a single value as it is."""
+    import statistics
+
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
+
+
 def gru_tokenizer(train_texts: Sequence[str], vocab_size: int = 10_000, max_length: int = 64, seed: int = 42):
     """The sentencepiece tokenizer of the GRU recipe, trained on the in-distribution training text."""
     from oe_text.tokenization import train_sentencepiece_tokenizer

@@ -15,16 +15,12 @@ Runs are cached: a run whose `results.json` exists under `--output-dir` is read 
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
 from pathlib import Path
 
-from _common import md_table, print_header, set_threads
+from _common import cached_recipe_run, md_table, print_header, recipe_benchmark_parser, set_threads
+from _common import mean_std as _mean_std
 
 from oe_text.evaluation import OODResults, compare_results
-from oe_text.recipe import parse_recipe_args, run_recipe
 
 
 # The paper's Table 2 (mean over its OOD sets; MSP; GRU baseline -> OE fine-tuned on WikiText-2), in %.
@@ -39,38 +35,10 @@ NAMES = {"20ng": "20 Newsgroups", "trec": "TREC (50 fine labels)", "sst2": "SST-
 
 def run_one(dataset: str, seed: int, output_dir: Path, extra: list[str], force: bool) -> dict:
     """Train and evaluate one (dataset, seed), or read a finished run back; returns the recipe's results.json."""
-    run_dir = output_dir / f"{dataset}_seed{seed}"
-    results_file = run_dir / "results.json"
-    meta_file = run_dir / "benchmark_meta.json"
-    if results_file.is_file() and meta_file.is_file() and not force:
-        print(f"[{dataset} seed {seed}] read back from {results_file}", flush=True)
-        summary = json.loads(results_file.read_text())
-        summary["meta"] = json.loads(meta_file.read_text())
-        return summary
-    args = ["--model", "gru", "--dataset", dataset, "--seed", str(seed), "--output_dir", str(run_dir)]
-    args += ["--disable_tqdm", "true", "--logging_steps", "50", *extra]
-    recipe_args, training_args = parse_recipe_args(dataset, args)
-    print(f"[{dataset} seed {seed}] training baseline + OE ...", flush=True)
-    start = time.time()
-    result = run_recipe(recipe_args, training_args)
-    wall = time.time() - start
-    print(f"[{dataset} seed {seed}] done in {wall:.0f} s\n\n{result.comparison}", flush=True)
-    meta = {
-        "seed": seed,
-        "wall_s": wall,
-        "recipe_args": args,
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
-    meta_file.write_text(json.dumps(meta, indent=1))
-    summary = json.loads(results_file.read_text())
-    summary["meta"] = meta
+    args = ["--model", "gru", "--dataset", dataset, "--seed", str(seed), "--logging_steps", "50", *extra]
+    summary = cached_recipe_run(output_dir / f"{dataset}_seed{seed}", args, force, label=f"{dataset} seed {seed}")
+    summary["meta"].setdefault("seed", seed)
     return summary
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.pstdev(values):.1f}"
 
 
 def per_set_table(runs: list[dict]) -> str:
@@ -118,15 +86,8 @@ def paper_table(all_runs: dict[str, list[dict]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["20ng", "trec", "sst2"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs/benchmarks/reproduce_nlp"))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--force", action="store_true", help="retrain runs that already have results")
-    parser.add_argument("--summary-only", action="store_true", help="only summarise finished runs; train nothing")
-    parser.add_argument(
-        "--recipe-args", nargs=argparse.REMAINDER, default=[], help="extra `oe-text train` arguments (last)"
+    parser = recipe_benchmark_parser(
+        __doc__.split("\n")[0], ["20ng", "trec", "sst2"], "outputs/benchmarks/reproduce_nlp"
     )
     args = parser.parse_args()
     set_threads(args.threads)

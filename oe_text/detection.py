@@ -272,6 +272,57 @@ def _check_bank_memory(rows: int, dim: int, fraction: float = 0.5) -> None:
         )
 
 
+def describe_ood_score(config) -> str:
+    """Markdown describing the detector's OOD score (what it reads, how it was fitted) and how it was chosen."""
+    fitted = getattr(config, "ood_fitted_scores", None) or {}
+    name = config.ood_score
+    spec = fitted.get(name)
+    if spec is None:
+        text = f"The OOD score is the logit score `{name}` (higher = more anomalous)."
+    elif spec["kind"] == "combined":
+        weights = spec.get("weights", {})
+        parts = ", ".join(
+            f"`{c}` ({weights[c]:+.4g} per unit)" if c in weights else f"`{c}`" for c in spec["components"]
+        )
+        text = (
+            f"The OOD score is `{name}`: a logistic combination of {parts}, each standardised on in-distribution "
+            "validation data and weighted to separate it from held-out auxiliary outliers "
+            "(`oe_text.score_combination`)."
+        )
+    else:
+        features = spec["features"]
+        kind = {"knn": "k-NN distance (Sun et al. 2022)", "mahalanobis": "Mahalanobis distance (Lee et al. 2018)"}
+        layer = "last layer" if features["layer"] == -1 else f"layer {features['layer']}"
+        encoder = features.get("model") or features["encoder"]
+        options = ", ".join(
+            f"{k}={v}" for k, v in spec.get("options", {}).items() if k in ("k", "reg", "max_fit_samples")
+        )
+        text = (
+            f"The OOD score is `{name}`: the {kind.get(spec['kind'], spec['kind'])} of an input's features "
+            f"({features['encoder']} encoder: {encoder}, {layer}, {features.get('pooling', 'pooled')} pooling) to the "
+            f"in-distribution training features{f' ({options})' if options else ''}."
+        )
+    fitted_on = (spec or {}).get("fitted_on") or {}
+    if fitted_on:
+        text += " Fitted on " + ", ".join(f"{k}={v}" for k, v in fitted_on.items()) + "."
+    selection = getattr(config, "ood_score_selection", None)
+    if selection:
+        figures = selection["candidates"]
+        metrics = sorted(next(iter(figures.values())), key=lambda m: m == "auroc")  # FPR first, as in every table
+        rows = "\n".join(
+            f"| {'**' + c + '**' if c == selection['chosen'] else c} | "
+            + " | ".join(f"{100 * v[m]:.2f}" for m in metrics)
+            + " |"
+            for c, v in figures.items()
+        )
+        header = " | ".join("AUROC" if m == "auroc" else m.upper() for m in metrics)
+        text += (
+            f"\n\nThe score was chosen by {selection['rule']}. Candidates (%):\n\n| score | {header} |\n"
+            f"|---|{'---:|' * len(metrics)}\n{rows}"
+        )
+    return text
+
+
 def describe_threshold(config) -> str:
     """One sentence describing the decision rule stored in `config`, for model cards and logs."""
     score = f"`{config.ood_score}` score at temperature {config.ood_temperature:g}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .detection import describe_threshold
+from .detection import describe_ood_score, describe_threshold
 
 
 CARD_TAGS = ("oe-text", "outlier-exposure", "ood-detection", "text-classification")
@@ -268,6 +268,10 @@ so that unseen anomalies get low confidence.
 ## OOD detection results
 
 {results_md}
+
+## OOD score
+
+{describe_ood_score(config)}
 
 ## Decision threshold
 

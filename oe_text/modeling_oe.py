@@ -635,7 +635,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
 
     def _feature_description(self, encoder: str) -> dict[str, Any]:
         if self.config.backbone_type != "transformer":
-            return {"pooling": "last hidden state of the last token", "model": self.config.backbone_type}
+            return {"pooling": "last-token", "model": self.config.backbone_type}
         model = self.config.base_model_name if encoder == "pretrained" else "this detector's fine-tuned encoder"
         return {"pooling": self.config.pooling, "model": model}
 

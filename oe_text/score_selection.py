@@ -191,7 +191,7 @@ def select_ood_score(
 def selection_table(selection: Mapping[str, Any]) -> str:
     """The candidates' validation figures as a markdown table (percent), the chosen score in bold."""
     figures = selection["candidates"]
-    metrics = list(next(iter(figures.values())))
+    metrics = sorted(next(iter(figures.values())), key=lambda m: m == "auroc")
     lines = ["| score | " + " | ".join(m.upper() if m != "auroc" else "AUROC" for m in metrics) + " |"]
     lines.append("|---|" + "---:|" * len(metrics))
     for name, values in figures.items():

@@ -217,3 +217,21 @@ def test_detection_fields_are_declared_once():
     assert issubclass(OEConfig, OODDetectorConfig) and issubclass(OEImageConfig, OODDetectorConfig)
     for field in ("ood_score", "ood_threshold", "ood_fitted_scores", "oe"):
         assert field not in OEConfig.__annotations__ and field not in OEImageConfig.__annotations__
+
+
+@pytest.mark.integration
+def test_knn_on_the_mirrors_minilm_separates_sst2_from_snli(mirror):
+    from oe_text.data import TextNormalization, load_id_dataset, load_ood_dataset
+    from oe_text.metrics import auroc
+
+    torch.manual_seed(0)
+    model = OEClassifier.from_backbone("sentence-transformers/all-MiniLM-L6-v2", id2label=["negative", "positive"])
+    norm = TextNormalization.for_tokenizer(model.tokenizer)
+    sst2 = load_id_dataset("sst2", normalization=norm, max_train_samples=2000, seed=0)
+    snli = load_ood_dataset("snli", normalization=norm).shuffle(seed=0).select(range(400))
+    test = sst2["test"].shuffle(seed=0).select(range(400))
+    # The untrained head does not matter: k-NN reads the encoder's (here: pretrained) pooled features.
+    model.fit_ood_score("knn", sst2["train"], k=10, fitted_on="SetFit/sst2 train (2000)")
+    id_scores = model.compute_ood_scores(test["text"], max_length=64)
+    ood_scores = model.compute_ood_scores(snli["text"], max_length=64)
+    assert auroc(id_scores, ood_scores) >= 0.95

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from ..detection import describe_threshold
+from ..detection import describe_ood_score, describe_threshold
 from ..modelcard import CITATION, ood_results_section
 
 
@@ -98,6 +98,10 @@ sees both); the OE term pushes the predictions on the outliers towards the unifo
 ## OOD detection results
 
 {results_md}
+
+## OOD score
+
+{describe_ood_score(config)}
 
 ## Decision threshold
 
