@@ -413,6 +413,9 @@ def render_detector_card(
     model_name: str | None = None,
     base_model: str | None = None,
     load_id: str = "path/or/repo-id",
+    pipeline_tag: str | None = None,
+    task_phrase: str | None = None,
+    loss_text: Mapping[str, str] | None = None,
 ) -> ModelCard:
     """Fill the one model card template (`TEMPLATE_PATH`) for a text or an image detector.
 
@@ -428,6 +431,9 @@ def render_detector_card(
         repo_id, tags, model_name: as `build_model_card`.
         base_model (`str`, *optional*): the base model for the metadata (a Hub id; local paths are dropped).
         load_id (`str`): the id the usage snippet loads.
+        pipeline_tag (`str`, *optional*): the Hub pipeline tag (default `"<modality>-classification"`).
+        task_phrase (`str`, *optional*): what was trained, for the introduction (default "a <modality> classifier").
+        loss_text (`dict`, *optional*): the OE losses in words, by `config.oe["oe_loss"]` (default `OE_LOSS_TEXT`).
     """
     oe = dict(getattr(config, "oe", None) or {})
     inputs = "inputs" if modality == "text" else "images"
@@ -436,7 +442,7 @@ def render_detector_card(
     title = model_name or (repo_id.split("/")[-1] if repo_id else f"{modality.capitalize()} OOD detector")
     if modality == "text" and not (model_name or repo_id):
         title = "OOD detector"
-    task_type = f"{modality}-classification"
+    task_type = pipeline_tag or f"{modality}-classification"
     eval_results = _eval_results(oe, task_type, id_data if isinstance(id_data, str) else None)
     data = ModelCardData(
         library_name="transformers",
@@ -453,10 +459,10 @@ def render_detector_card(
         template_path=str(TEMPLATE_PATH),
         title=title,
         modality_plural=inputs if modality == "image" else "text inputs",
-        task_phrase=f"a {modality} classifier",
-        labels=labels or "not set",
+        task_phrase=task_phrase or f"a {modality} classifier",
+        labels=(labels or "not set") if task_phrase is None else labels,
         model_lines=model_lines,
-        training_lines=_training_lines(oe, OE_LOSS_TEXT),
+        training_lines=_training_lines(oe, loss_text or OE_LOSS_TEXT),
         training_note=training_note,
         results_md=ood_results_section(config, oe.get("ood_results"), inputs=inputs, load_id=load_id),
         ood_score_md=describe_ood_score(config),
@@ -562,4 +568,69 @@ classifier = pipeline("text-classification", model="{load_id}")  # the class pre
         model_name=model_name,
         base_model=base_model,
         load_id=load_id,
+    )
+
+
+LM_CARD_TAGS = ("oe-text", "outlier-exposure", "ood-detection", "text-generation", "language-model")
+
+LM_LOSS_TEXT = {
+    "uniform": "per-token cross-entropy from the uniform distribution over the vocabulary to the next-token "
+    "distribution on the auxiliary outliers (the paper's LM objective)",
+    "margin": "margin ranking: outlier log-likelihood per token pushed below the in-distribution one",
+}
+
+
+def build_lm_model_card(
+    config, repo_id: str | None = None, tags: list[str] | None = None, model_name: str | None = None
+) -> ModelCard:
+    """A model card for a language-model OOD detector (`OELanguageModelDetector`) from its config.
+
+    The same template and sections as `build_model_card` (provenance from `config.oe`, budget, results, OOD score,
+    decision rule, usage, limitations, citation), with the language model's architecture, losses and scores.
+    """
+    base_model = getattr(config, "base_model_name", None)
+    lm = config.lm_config or {}
+    load_id = repo_id or "path/or/repo-id"
+    size = ", ".join(
+        f"{k} {lm[k]}" for k in ("n_layer", "num_hidden_layers", "n_embd", "hidden_size", "vocab_size") if k in lm
+    )
+    usage_code = f"""
+import oe_text  # registers the "oe-language-model" model type with transformers' Auto classes
+from oe_text import OELanguageModelDetector
+
+detector = OELanguageModelDetector.from_pretrained("{load_id}")
+detector.detect(["a text to check", "another one"])
+# -> [{{"ood_score": ..., "is_ood": ..., "nll": ..., "perplexity": ...}}, ...]
+"""
+    return render_detector_card(
+        config,
+        modality="text",
+        model_lines=[
+            f"**Architecture:** causal language model `{lm.get('model_type', '?')}` ({size or 'size not recorded'}).",
+            f"**Base model:** {_fmt(base_model, 'none (trained from scratch)')}",
+        ],
+        usage_code=usage_code,
+        usage_note="Scores (higher = more anomalous): `kl_uniform` (the paper's: minus the mean KL divergence from "
+        "uniform of the next-token distributions), `nll` (negative log-likelihood per token), `bpc` (bits per "
+        "character), `max_prob`.",
+        limitations=[
+            "Intended for flagging text unlike the language model's training corpus. A language model's likelihood "
+            "alone can rank some OOD text as *more* likely than in-distribution text (short, simple or repetitive "
+            "inputs); Outlier Exposure targets that, but no score certifies that an input is in-distribution.",
+            "The threshold keeps the stated fraction of in-distribution texts only when deployment text resembles the "
+            "calibration text; recalibrate on your own validation data after any shift.",
+        ],
+        training_note="The language model's next-token distributions are pushed towards uniform on the auxiliary "
+        "outliers, so that text unlike its training corpus scores as anomalous.",
+        recalibrate="Recalibrate it with `detector.calibrate_threshold(texts, tpr=...)` on validation text from your "
+        "deployment.",
+        card_tags=LM_CARD_TAGS,
+        repo_id=repo_id,
+        tags=tags,
+        model_name=model_name or (None if repo_id else "Language-model OOD detector"),
+        base_model=base_model,
+        load_id=load_id,
+        pipeline_tag="text-generation",
+        task_phrase="a causal language model",
+        loss_text=LM_LOSS_TEXT,
     )
