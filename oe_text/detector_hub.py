@@ -32,7 +32,11 @@ class DetectorHubMixin:
         raise NotImplementedError
 
     def _save_extras(self, save_directory: str | os.PathLike) -> None:
-        """Files saved beside the weights (the text detector's tokenizer); nothing by default."""
+        """Files saved beside the weights: the attached tokenizer (`self.tokenizer`) when there is one, so that the
+        folder (or Hub repo) is a complete detector."""
+        tokenizer = getattr(self, "tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(save_directory)
 
     def record_oe_provenance(
         self,

@@ -473,11 +473,6 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
             model.tokenizer = ensure_pad_token(tokenizer) if tokenizer is not None else None
         return model
 
-    def _save_extras(self, save_directory: str | os.PathLike) -> None:
-        """Save the attached tokenizer beside the weights, so the folder (or Hub repo) is a complete detector."""
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
-
     def build_model_card(self, **card_kwargs):
         """The detector's model card (`oe_text.modelcard.build_lm_model_card`)."""
         return build_lm_model_card(self.config, **card_kwargs)

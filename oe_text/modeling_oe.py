@@ -687,11 +687,6 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             logger.warning(f"Could not load a tokenizer from {name} ({err}); `detect` will need `tokenizer=`.")
             return None
 
-    def _save_extras(self, save_directory: str | os.PathLike) -> None:
-        """Save the attached tokenizer beside the weights, so the folder (or Hub repo) is a complete detector."""
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
-
     def build_model_card(self, **card_kwargs):
         """The detector's model card (`oe_text.modelcard.build_model_card`)."""
         return build_model_card(self.config, **card_kwargs)
