@@ -62,9 +62,9 @@ BUDGET_LABELS = {
     "train_examples": "In-distribution training examples",
     "auxiliary_examples": "Auxiliary outliers used for training",
     "heldout_auxiliary_examples": "Auxiliary outliers held out to choose the score",
-    "baseline_epochs": "Baseline epochs",
-    "num_train_epochs": "OE epochs",
-    "train_steps": "OE optimisation steps",
+    "baseline_epochs": "Baseline epochs (before OE)",
+    "num_train_epochs": "Training epochs",
+    "train_steps": "Optimisation steps",
     "global_batch_size": "Global in-distribution batch size",
     "seed": "Seed",
 }

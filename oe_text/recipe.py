@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from datasets import Dataset
 from transformers import AutoTokenizer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
@@ -110,8 +109,6 @@ COMMON_TRAINING_DEFAULTS: dict[str, Any] = {
     "save_strategy": "no",
     "report_to": "none",
     "seed": DEFAULT_SEED,
-    # Pinned memory only helps host-to-GPU copies; on a CPU-only machine it merely triggers a warning per loader.
-    "dataloader_pin_memory": torch.cuda.is_available(),
 }
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "sst2": {"max_length": 64},

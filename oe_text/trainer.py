@@ -138,6 +138,16 @@ def _check_outlier_texts(dataset, text_column: str, peek: int = 1000) -> None:
         )
 
 
+def _dataset_name(dataset) -> str | None:
+    """A `datasets` dataset's name for the model card (`info.dataset_name`, with its config unless `default`)."""
+    info = getattr(dataset, "info", None)
+    name = getattr(info, "dataset_name", None)
+    if not name:
+        return None
+    config = getattr(info, "config_name", None)
+    return name if config in (None, "default") else f"{name} ({config})"
+
+
 class OETrainer(Trainer):
     """`transformers.Trainer` with Outlier Exposure (Hendrycks, Mazeika & Dietterich, ICLR 2019).
 
@@ -194,6 +204,7 @@ class OETrainer(Trainer):
             args.dataloader_pin_memory = False
         super().__init__(model, args, *trainer_args, **kwargs)
         self.oe_active = outlier_dataset is not None and args.oe_weight > 0
+        self._outlier_name = _dataset_name(outlier_dataset)
         self.is_causal_lm = is_causal_lm(self.model)
         if self.oe_active:
             self._check_oe_loss_for_model()
@@ -477,7 +488,33 @@ class OETrainer(Trainer):
         if resume_from_checkpoint and self.outlier_stream is not None:
             self._load_outlier_state(resume_from_checkpoint)
         self._outlier_queue.clear()
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        output = super().train(resume_from_checkpoint, *args, **kwargs)
+        self._record_provenance()
+        return output
+
+    def _record_provenance(self) -> None:
+        """Record what this run trained (datasets, λ, OE loss, budget) in the model's `config.oe`, so that a model
+        card written after `trainer.train()` states them. Dataset names already recorded are kept (a name given by
+        the user or a recipe wins); λ, the loss and the budget describe the latest training."""
+        model = self.accelerator.unwrap_model(self.model)
+        if not hasattr(model, "record_oe_provenance"):
+            return
+        recorded = dict(getattr(model.config, "oe", None) or {})
+        args = self.args
+        values: dict[str, Any] = {
+            "train_examples": len(self.train_dataset) if hasattr(self.train_dataset, "__len__") else None,
+            "num_train_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
+            "train_steps": self.state.global_step,
+            "global_batch_size": args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps,
+            "seed": args.seed,
+        }
+        if "in_distribution_dataset" not in recorded:
+            values["in_distribution_dataset"] = _dataset_name(self.train_dataset)
+        if self.oe_active:
+            values.update(oe_weight=args.oe_weight, oe_loss=args.oe_loss)
+            if "auxiliary_dataset" not in recorded:
+                values["auxiliary_dataset"] = self._outlier_name
+        model.record_oe_provenance(**{k: v for k, v in values.items() if v is not None})
 
     def _load_outlier_state(self, checkpoint: str) -> None:
         path = os.path.join(checkpoint, OUTLIER_STATE_NAME.format(rank=self.accelerator.process_index))

@@ -147,7 +147,7 @@ def test_recipe_card_is_readable_and_its_model_index_parses(tmp_path):
     assert "| **Mean** | 85.00 | 50.00 | 65.00 | 85.00 | 35.00 | 60.00 | 55.00 |" in text
     assert "AUPR-In" not in text.split("## OOD detection results")[1].split("## OOD score")[0].split("\n\n")[2]
     assert "In-distribution test accuracy: 90.00% (baseline 91.50%)." in text
-    assert "**In-distribution training examples:** `400`" in text and "**OE optimisation steps:** `7`" in text
+    assert "**In-distribution training examples:** `400`" in text and "**Optimisation steps:** `7`" in text
     assert "smoke-test sized run" in text
     assert "Protocol `paper`" in text and "10 seeded random subsets" in text and "capped at 200" in text
     assert "`oe-text evaluate --model someone/sst2-oe --id_dataset sst2`" in text

@@ -282,3 +282,34 @@ def test_predict_keeps_the_dataset_order_with_length_grouping(tmp_path, tiny_ber
     with torch.no_grad():
         expected = [tiny_bert(input_ids=torch.tensor([ids])).logits[0] for ids in data["input_ids"]]
     torch.testing.assert_close(torch.as_tensor(predictions), torch.stack(expected), rtol=1e-4, atol=1e-5)
+
+
+def test_trainer_records_its_provenance_for_the_model_card(tmp_path, tiny_tokenizer, tiny_bert_config):
+    """A card written right after `trainer.train()` (the README quick start) states λ, the loss, the datasets and the
+    budget without a call to `record_oe_provenance`."""
+    from datasets import DatasetInfo
+
+    from oe_text import OEClassifier, OEConfig
+
+    model = OEClassifier(OEConfig(backbone_config=tiny_bert_config.to_dict(), num_labels=2))
+    train = id_dataset(tiny_tokenizer)
+    train.info.dataset_name, train.info.config_name = "sst2", "default"
+    outliers = Dataset.from_dict(outlier_dataset().to_dict(), info=DatasetInfo(dataset_name="wikitext"))
+    outliers.info.config_name = "wikitext-2-v1"
+    args = make_args(tmp_path, oe_weight=0.5, oe_loss="uniform")
+    OETrainer(
+        model=model, args=args, train_dataset=train, processing_class=tiny_tokenizer, outlier_dataset=outliers
+    ).train()
+    oe = model.config.oe
+    assert oe["in_distribution_dataset"] == "sst2" and oe["auxiliary_dataset"] == "wikitext (wikitext-2-v1)"
+    assert (oe["oe_weight"], oe["oe_loss"], oe["train_examples"], oe["train_steps"], oe["seed"]) == (
+        0.5, "uniform", 32, 4, 0
+    )  # fmt: skip
+    assert oe["global_batch_size"] == 4 and "num_train_epochs" not in oe  # max_steps bounded the run
+    card = model.build_model_card().text
+    assert "**λ (OE weight):** `0.5`" in card and "**Auxiliary (outlier exposure) dataset:** `wikitext" in card
+    assert "**Optimisation steps:** `4`" in card and "not recorded" not in card.split("## OOD detection")[0]
+    # A name recorded by the user wins over the dataset's own; training without outliers records no λ.
+    model.config.oe = {"in_distribution_dataset": "SetFit/sst2"}
+    OETrainer(model=model, args=make_args(tmp_path), train_dataset=train, processing_class=tiny_tokenizer).train()
+    assert model.config.oe["in_distribution_dataset"] == "SetFit/sst2" and "oe_weight" not in model.config.oe

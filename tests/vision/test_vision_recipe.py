@@ -101,6 +101,6 @@ def test_recipe_runs_end_to_end_on_a_tiny_budget(mirror, tmp_path, capsys):
     assert "{'" not in card.text
     metrics = {(r.dataset_type, r.metric_type) for r in card.data.eval_results}
     assert ("mnist", "auroc") in metrics and ("blobs", "fpr95") in metrics
-    assert "**OE optimisation steps:**" not in (out / "baseline" / "README.md").read_text()
+    assert "**λ (OE weight):** not recorded" in (out / "baseline" / "README.md").read_text()
     # The saved OE detector reproduces the evaluated logits' decisions: detect() on raw images works end to end.
     assert len(detector.detect(torch.rand(3, 1, 28, 28))) == 3
