@@ -179,6 +179,24 @@ def cached_recipe_run(run_dir, recipe_cli: list[str], force: bool = False, label
     return summary
 
 
+def recipe_benchmark_parser(description: str, datasets: Sequence[str], output_dir: str):
+    """The command line shared by the benchmarks that run the recipe per dataset and seed (cached runs)."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--datasets", nargs="+", default=list(datasets))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument("--output-dir", type=Path, default=Path(output_dir))
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--force", action="store_true", help="retrain runs that already have results")
+    parser.add_argument("--summary-only", action="store_true", help="only summarise finished runs; train nothing")
+    parser.add_argument(
+        "--recipe-args", nargs=argparse.REMAINDER, default=[], help="extra `oe-text train` arguments (last)"
+    )
+    return parser
+
+
 def mean_std(values: Sequence[float]) -> str:
     """`mean ± std` over seeds (population std), one decimal; a single value as it is."""
     import statistics

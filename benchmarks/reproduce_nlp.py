@@ -15,10 +15,9 @@ Runs are cached: a run whose `results.json` exists under `--output-dir` is read 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from _common import cached_recipe_run, md_table, print_header, set_threads
+from _common import cached_recipe_run, md_table, print_header, recipe_benchmark_parser, set_threads
 from _common import mean_std as _mean_std
 
 from oe_text.evaluation import OODResults, compare_results
@@ -87,15 +86,8 @@ def paper_table(all_runs: dict[str, list[dict]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=["20ng", "trec", "sst2"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs/benchmarks/reproduce_nlp"))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--force", action="store_true", help="retrain runs that already have results")
-    parser.add_argument("--summary-only", action="store_true", help="only summarise finished runs; train nothing")
-    parser.add_argument(
-        "--recipe-args", nargs=argparse.REMAINDER, default=[], help="extra `oe-text train` arguments (last)"
+    parser = recipe_benchmark_parser(
+        __doc__.split("\n")[0], ["20ng", "trec", "sst2"], "outputs/benchmarks/reproduce_nlp"
     )
     args = parser.parse_args()
     set_threads(args.threads)

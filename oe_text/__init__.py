@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 # Public name -> submodule that defines it.
 _IMPORT_STRUCTURE: dict[str, list[str]] = {
+    "configuration_lm": ["OELanguageModelConfig"],
     "configuration_oe": ["OEConfig"],
     "data": [
         "OOD_PRESETS",
@@ -40,7 +41,25 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
     "feature_scores": ["KNNScorer", "MahalanobisScorer"],
     "hf_metrics": ["load_ood_metric"],
     "hub": ["MirrorMissError", "load_hub_dataset", "resolve_hub_id"],
-    "losses": ["energy_margin_loss", "free_energy", "outlier_exposure_loss"],
+    "lm_scores": [
+        "LM_SCORES",
+        "bits_per_character",
+        "compute_lm_score",
+        "kl_uniform_lm_score",
+        "max_prob_lm_score",
+        "nll_score",
+        "register_lm_score",
+    ],
+    "losses": [
+        "causal_lm_labels",
+        "energy_margin_loss",
+        "free_energy",
+        "language_modeling_loss",
+        "lm_margin_ranking_loss",
+        "outlier_exposure_loss",
+        "sequence_log_likelihood",
+        "token_outlier_exposure_loss",
+    ],
     "metrics": [
         "aupr_in",
         "aupr_out",
@@ -53,6 +72,7 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
         "threshold_at_tpr",
     ],
     "modelcard": ["build_model_card"],
+    "modeling_lm": ["OELanguageModelDetector", "score_texts_with_lm"],
     "modeling_oe": ["OEClassifier"],
     "outlier_stream": ["OutlierStream"],
     "recipe": ["RecipeArguments", "run_recipe"],
@@ -66,10 +86,13 @@ _NAME_TO_MODULE = {name: module for module, names in _IMPORT_STRUCTURE.items() f
 __all__ = [
     "__version__",
     "KNNScorer",
+    "LM_SCORES",
     "MahalanobisScorer",
     "MirrorMissError",
     "OEClassifier",
     "OEConfig",
+    "OELanguageModelConfig",
+    "OELanguageModelDetector",
     "OETrainer",
     "OETrainingArguments",
     "OODDetectorMixin",
@@ -84,8 +107,11 @@ __all__ = [
     "aupr_in",
     "aupr_out",
     "auroc",
+    "bits_per_character",
     "build_model_card",
     "calibration_metrics",
+    "causal_lm_labels",
+    "compute_lm_score",
     "compare_results",
     "compare_results_to_dict",
     "detection_error",
@@ -96,6 +122,9 @@ __all__ = [
     "evaluate_ood_from_logits",
     "evaluate_ood_from_scores",
     "fpr_at_tpr",
+    "kl_uniform_lm_score",
+    "language_modeling_loss",
+    "lm_margin_ranking_loss",
     "free_energy",
     "kl_uniform_score",
     "load_hub_dataset",
@@ -105,14 +134,20 @@ __all__ = [
     "load_ood_metric",
     "load_outlier_dataset",
     "max_logit_score",
+    "max_prob_lm_score",
     "msp_score",
+    "nll_score",
     "ood_detection_metrics",
     "ood_detection_metrics_from_labels",
     "outlier_exposure_loss",
     "plan_ood_subsets",
+    "register_lm_score",
     "resolve_hub_id",
     "run_recipe",
+    "score_texts_with_lm",
+    "sequence_log_likelihood",
     "threshold_at_tpr",
+    "token_outlier_exposure_loss",
     "train_sentencepiece_tokenizer",
     "vision",
 ]
@@ -139,6 +174,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from . import vision
+    from .configuration_lm import OELanguageModelConfig
     from .configuration_oe import OEConfig
     from .data import (
         OOD_PRESETS,
@@ -163,7 +199,25 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from .feature_scores import KNNScorer, MahalanobisScorer
     from .hf_metrics import load_ood_metric
     from .hub import MirrorMissError, load_hub_dataset, resolve_hub_id
-    from .losses import energy_margin_loss, free_energy, outlier_exposure_loss
+    from .lm_scores import (
+        LM_SCORES,
+        bits_per_character,
+        compute_lm_score,
+        kl_uniform_lm_score,
+        max_prob_lm_score,
+        nll_score,
+        register_lm_score,
+    )
+    from .losses import (
+        causal_lm_labels,
+        energy_margin_loss,
+        free_energy,
+        language_modeling_loss,
+        lm_margin_ranking_loss,
+        outlier_exposure_loss,
+        sequence_log_likelihood,
+        token_outlier_exposure_loss,
+    )
     from .metrics import (
         aupr_in,
         aupr_out,
@@ -176,6 +230,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         threshold_at_tpr,
     )
     from .modelcard import build_model_card
+    from .modeling_lm import OELanguageModelDetector, score_texts_with_lm
     from .modeling_oe import OEClassifier
     from .outlier_stream import OutlierStream
     from .recipe import RecipeArguments, run_recipe

@@ -25,20 +25,25 @@ _MODEL_AUTO = "transformers.models.auto.modeling_auto"
 
 
 def register_config() -> None:
-    """Register `OEConfig` with `AutoConfig` (imports torch and transformers' config code, no model code)."""
+    """Register the text detectors' configs with `AutoConfig` (imports torch and transformers' config code, no model
+    code)."""
     from transformers.models.auto.configuration_auto import AutoConfig
 
+    from .configuration_lm import OELanguageModelConfig
     from .configuration_oe import OEConfig
 
-    AutoConfig.register(OEConfig.model_type, OEConfig, exist_ok=True)
+    for config in (OEConfig, OELanguageModelConfig):
+        AutoConfig.register(config.model_type, config, exist_ok=True)
 
 
 def register_models() -> None:
-    """Register the text and (with the `vision` extra) image detectors with the Auto classes; their modules do it."""
+    """Register the text, language-model and (with the `vision` extra) image detectors with the Auto classes; their
+    modules do it when imported."""
     register_config()
     # `import_module` (not `from ... import`): the module may be mid-import (its own `from transformers import
     # AutoModel` is what loaded modeling_auto); it then registers itself when it finishes.
     importlib.import_module("oe_text.modeling_oe")
+    importlib.import_module("oe_text.modeling_lm")
     try:
         importlib.import_module("oe_text.vision")
     except ImportError:  # no torchvision: only the text detector exists

@@ -1,6 +1,7 @@
 """The `oe-text` command: `train`, `evaluate`, `detect` and `score`.
 
 oe-text train --dataset sst2 --model gru --output_dir outputs/sst2_gru      # the recipe, any preset or file
+oe-text train --task lm --dataset sst2                                       # the language-model recipe
 oe-text evaluate --model outputs/sst2_gru/detector --id_dataset sst2 --ood_datasets snli imdb
 echo "what is the capital of peru ?" | oe-text detect --model outputs/trec_gru/detector
 oe-text score --model outputs/trec_gru/detector --input corpus.parquet --text_column text --output scores.parquet
@@ -166,6 +167,29 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_TASKS = ("classification", "lm")
+
+
+def _pop_task(args: list[str]) -> tuple[str, list[str]]:
+    """Split `--task X` (or `--task=X`) off the `train` arguments; default `classification`."""
+    rest, task, i = [], "classification", 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--task":
+            if i + 1 >= len(args):
+                raise SystemExit(f"oe-text train: --task needs a value, one of {list(TRAIN_TASKS)}.")
+            task, i = args[i + 1], i + 2
+            continue
+        if arg.startswith("--task="):
+            task = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    if task not in TRAIN_TASKS:
+        raise SystemExit(f"oe-text train: unknown --task {task!r}; choose one of {list(TRAIN_TASKS)}.")
+    return task, rest
+
+
 _TRUST_HELP = "allow custom code shipped with the detector (auto_map + .py files) to run; refused by default"
 
 
@@ -174,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "train",
-        help="run the recipe (baseline, OE, evaluation, detector); `oe-text train --help` lists every option",
+        help="run the recipe (baseline, OE, evaluation, detector); `oe-text train --help` lists every option; "
+        "`--task lm` runs the language-model recipe (`oe-text train --task lm --help`)",
         add_help=False,
     )
 
@@ -238,9 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
+        task, rest = _pop_task(argv[1:])
+        if task == "lm":
+            from .lm_recipe import main as lm_recipe_main
+
+            lm_recipe_main(args=rest)
+            return 0
         from .recipe import main as recipe_main
 
-        recipe_main(args=argv[1:])
+        recipe_main(args=rest)
         return 0
     args = build_parser().parse_args(argv)
     return {"evaluate": _evaluate, "detect": _detect, "score": _score}[args.command](args)

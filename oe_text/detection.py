@@ -68,7 +68,7 @@ _CALIBRATE_HINT = (
 )
 
 
-def validate_detection_config(config, check_score: bool = True) -> None:
+def validate_detection_config(config, check_score: bool = True, score_fn=get_score_fn) -> None:
     """Check the detection fields of `config` (see the module docstring) and raise a clear error on a bad value.
 
     Args:
@@ -76,6 +76,8 @@ def validate_detection_config(config, check_score: bool = True) -> None:
         check_score (`bool`, *optional*, defaults to `True`): also check that `ood_score` is a registered score.
             Configs skip this when loading, so that a detector saved with a custom score (`register_score`) still
             loads, and fails only when the score is computed without it being registered.
+        score_fn (`Callable`, *optional*): looks a score name up, raising a `ValueError` on an unknown one; default
+            the logit scores' `get_score_fn` (language-model detectors pass `oe_text.lm_scores.get_lm_score_fn`).
 
     Raises:
         `AttributeError`: a detection field is missing. `ValueError`: a field has an invalid value.
@@ -97,7 +99,7 @@ def validate_detection_config(config, check_score: bool = True) -> None:
                 f"`ood_score={config.ood_score!r}` is a fitted score, but this detector has none of that name; fit it "
                 f"with `fit_ood_score({config.ood_score!r}, ...)` (fitted scores here: {sorted(fitted)})."
             )
-        get_score_fn(config.ood_score)  # raises ValueError listing the known scores
+        score_fn(config.ood_score)  # raises ValueError listing the known scores
     temperature = config.ood_temperature
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         raise ValueError(f"`ood_temperature` must be a number > 0, got {temperature!r}.")
@@ -364,8 +366,14 @@ class OODDetectorMixin:
     The host class must provide `self.config` (with the fields of `DETECTION_CONFIG_DEFAULTS` and `id2label`; an
     `OODDetectorConfig` has them all) and, for raw inputs (`compute_ood_scores`, `calibrate_threshold(inputs)`,
     `fit_ood_score`), `predict_outputs(inputs, feature_keys, **kwargs)`. Hosts that support fitted scores call
-    `_init_ood_state()` in `__init__`.
+    `_init_ood_state()` in `__init__`. `get_ood_score_fn` names the registry of unfitted scores (the logit scores;
+    the language-model detector overrides it with `oe_text.lm_scores`).
     """
+
+    @staticmethod
+    def get_ood_score_fn(name: str):
+        """The unfitted score called `name` in this detector's registry; a `ValueError` lists the known names."""
+        return get_score_fn(name)
 
     def ood_scores_from_logits(self, logits) -> np.ndarray:
         """OOD scores of `logits` with the config's `ood_score` and `ood_temperature` (logit scores only).
@@ -414,7 +422,7 @@ class OODDetectorMixin:
             temperature (`float`, *optional*, defaults to 1.0): the score's temperature, > 0.
         """
         if ood_score not in (getattr(self.config, "ood_fitted_scores", None) or {}):
-            get_score_fn(ood_score)
+            self.get_ood_score_fn(ood_score)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0, got {temperature}.")
         changed = (ood_score, float(temperature)) != (self.config.ood_score, float(self.config.ood_temperature))
@@ -470,7 +478,7 @@ class OODDetectorMixin:
                 ood_score if ood_score is not None else self.config.ood_score,
                 temperature if temperature is not None else self.config.ood_temperature,
             )
-        validate_detection_config(self.config)
+        validate_detection_config(self.config, score_fn=self.get_ood_score_fn)
         if not isinstance(tpr, (int, float)) or isinstance(tpr, bool) or not 0 < tpr <= 1:
             raise ValueError(f"`tpr` must be in (0, 1], got {tpr!r}.")
         if isinstance(calibration_data, str):

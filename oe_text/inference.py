@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def _check_texts(texts: Sequence[str], empty_reason: str = "an empty text has nothing to classify") -> list[str]:
+    """`texts` (or one string) as a non-empty list of non-blank strings; errors name the offending index."""
     if isinstance(texts, str):
         texts = [texts]
     if texts is None or not isinstance(texts, Iterable):
@@ -30,8 +31,28 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"`texts[{i}]` must be a string, got {type(t).__name__}.")
         if not t.strip():
-            raise ValueError(f"`texts[{i}]` is empty or whitespace only; an empty text has nothing to classify.")
+            raise ValueError(f"`texts[{i}]` is empty or whitespace only; {empty_reason}.")
     return texts
+
+
+def length_sorted_batches(
+    lengths: Sequence[int], batch_size: int, progress: bool | str = False
+) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """Batches of indices, longest inputs first, so that each batch needs little padding.
+
+    Returns:
+        `(order, batches)`: the permutation (restore the inputs' order with `np.argsort(order, kind="stable")`) and an
+        iterator over its consecutive slices of `batch_size` indices, shown as a progress bar when `progress` is set
+        (a string names it).
+    """
+    order = np.argsort([-n for n in lengths], kind="stable")
+    starts = tqdm(
+        range(0, len(order), batch_size),
+        desc=progress if isinstance(progress, str) else "scoring",
+        disable=not progress,
+        leave=False,
+    )
+    return order, (order[start : start + batch_size] for start in starts)
 
 
 def _usable_limit(value) -> int | None:
@@ -130,20 +151,13 @@ def predict_outputs(
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     feature_keys = list(dict.fromkeys(feature_keys))
     limit = resolve_max_length(model, tokenizer, max_length)
-    # Sorting by length keeps padding small; the original order is restored at the end.
-    order = np.argsort([-len(t) for t in texts], kind="stable")
+    order, batches = length_sorted_batches([len(t) for t in texts], batch_size, progress)
     logits_out: list[torch.Tensor] = []
     feats_out: dict[str, list[torch.Tensor]] = {key: [] for key in feature_keys}
-    bar = tqdm(
-        range(0, len(texts), batch_size),
-        desc=progress if isinstance(progress, str) else "scoring",
-        disable=not progress,
-        leave=False,
-    )
     with evaluation_mode(model):
         device = next(model.parameters()).device
-        for start in bar:
-            batch = [texts[i] for i in order[start : start + batch_size]]
+        for idx in batches:
+            batch = [texts[i] for i in idx]
             enc = tokenizer(batch, padding=True, truncation=limit is not None, max_length=limit, return_tensors="pt")
             enc = {k: v.to(device) for k, v in enc.items()}
             if hasattr(model, "logits_and_features"):
@@ -158,7 +172,7 @@ def predict_outputs(
             logits_out.append(logits.float().cpu())
             for key in feature_keys:
                 feats_out[key].append(feats[key].float().cpu())
-    inverse = np.argsort(order, kind="stable")
+    inverse = np.argsort(order, kind="stable")  # back to the texts' order
     features = {key: torch.cat(chunks).numpy()[inverse] for key, chunks in feats_out.items()}
     return torch.cat(logits_out).numpy()[inverse], features
 

@@ -314,3 +314,100 @@ It also loads with `AutoModelForSequenceClassification.from_pretrained("{load_id
 
 
 _KNOWN_OE_KEYS = ("in_distribution_dataset", "auxiliary_dataset", "oe_weight", "oe_loss", "ood_results")
+
+
+LM_CARD_TAGS = ("oe-text", "outlier-exposure", "ood-detection", "text-generation", "language-model")
+
+
+def build_lm_model_card(
+    config, repo_id: str | None = None, tags: list[str] | None = None, model_name: str | None = None
+) -> ModelCard:
+    """A model card for a language-model OOD detector (`OELanguageModelDetector`) from its config.
+
+    Same sections as `build_model_card` (provenance from `config.oe`, results, decision rule, usage, limitations,
+    citation), with the language model's architecture and scores.
+    """
+    oe = dict(getattr(config, "oe", None) or {})
+    base_model = getattr(config, "base_model_name", None)
+    lm = config.lm_config or {}
+    id_data, aux_data = oe.get("in_distribution_dataset"), oe.get("auxiliary_dataset")
+    datasets = [d for d in (_hub_id_or_none(id_data), _hub_id_or_none(aux_data)) if d is not None]
+    data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="text-generation",
+        tags=list(LM_CARD_TAGS) + [t for t in (tags or []) if t not in LM_CARD_TAGS],
+        base_model=_hub_id_or_none(base_model),
+        datasets=datasets or None,
+    )
+    title = model_name or (repo_id.split("/")[-1] if repo_id else "Language-model OOD detector")
+    load_id = repo_id or "path/or/repo-id"
+    size = ", ".join(
+        f"{k} {lm[k]}" for k in ("n_layer", "num_hidden_layers", "n_embd", "hidden_size", "vocab_size") if k in lm
+    )
+    oe_loss = oe.get("oe_loss")
+    loss_text = {
+        "uniform": "per-token cross-entropy from the uniform distribution over the vocabulary to the next-token "
+        "distribution on the auxiliary outliers (the paper's LM objective)",
+        "margin": "margin ranking: outlier log-likelihood per token pushed below the in-distribution one",
+    }.get(oe_loss, _fmt(oe_loss))
+    training = [
+        f"- **In-distribution corpus:** {_fmt(id_data)}",
+        f"- **Auxiliary (outlier exposure) dataset:** {_fmt(aux_data)}",
+        f"- **λ (OE weight):** {_fmt(oe.get('oe_weight'))}",
+        f"- **OE loss:** {loss_text}",
+    ]
+    training += [f"- **{k}:** `{v}`" for k, v in oe.items() if k not in _KNOWN_OE_KEYS and not isinstance(v, dict)]
+    body = f"""
+# {title}
+
+An out-of-distribution (OOD) detector for text built with [oe-text](https://github.com/oe-text/oe-text): a causal
+language model fine-tuned with **Outlier Exposure** (Hendrycks, Mazeika & Dietterich, ICLR 2019), whose next-token
+distributions are pushed towards uniform on auxiliary outliers, so that text unlike its training corpus scores as
+anomalous.
+
+## Model
+
+- **Architecture:** causal language model `{lm.get("model_type", "?")}` ({size or "size not recorded"}).
+- **Base model:** {_fmt(base_model, "none (trained from scratch)")}
+
+## Training: Outlier Exposure
+
+{chr(10).join(training)}
+
+## OOD detection results
+
+{ood_results_section(config, oe.get("ood_results"), inputs="texts")}
+
+## Decision threshold
+
+{describe_threshold(config)}
+
+## How to use
+
+```python
+import oe_text  # registers the "oe-language-model" model type with transformers' Auto classes
+from oe_text import OELanguageModelDetector
+
+detector = OELanguageModelDetector.from_pretrained("{load_id}")
+detector.detect(["a text to check", "another one"])
+# -> [{{"ood_score": ..., "is_ood": ..., "nll": ..., "perplexity": ...}}, ...]
+```
+
+Scores (higher = more anomalous): `kl_uniform` (the paper's: minus the mean KL divergence from uniform of the
+next-token distributions), `nll` (negative log-likelihood per token), `bpc` (bits per character), `max_prob`.
+
+## Intended use and limitations
+
+- Intended for flagging text unlike the language model's training corpus. A language model's likelihood alone can
+  rank some OOD text as *more* likely than in-distribution text (short, simple or repetitive inputs); Outlier
+  Exposure targets that, but no score certifies that an input is in-distribution.
+- The threshold keeps the stated fraction of in-distribution texts only when deployment text resembles the
+  calibration text; recalibrate on your own validation data after any shift.
+
+## Citation
+
+```bibtex
+{CITATION}
+```
+"""
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

@@ -166,6 +166,14 @@ class RecipeArguments:
         default=False, metadata={"help": "Stream the auxiliary corpus (IterableDataset; flat memory)."}
     )
     auxiliary_max_samples: int | None = field(default=None, metadata={"help": "Cap on auxiliary sentences."})
+    auxiliary_unk_policy: str | None = field(
+        default=None,
+        metadata={
+            "help": "WikiText's literal <unk> token: 'remove' (default for the WikiText presets), 'drop' the "
+            "sentences holding it, or 'keep' (the paper's behaviour; default for custom data).",
+            "choices": [None, "remove", "drop", "keep"],
+        },
+    )
     exclude_test_overlap: bool = field(
         default=True,
         metadata={"help": "Drop auxiliary sentences that also occur in the ID test set or the OOD sets."},
@@ -561,6 +569,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             exclude_texts=exclude,
             normalization=normalization,
             max_samples=recipe_args.auxiliary_max_samples,
+            unk_policy=recipe_args.auxiliary_unk_policy,
         )
     training_args.oe_max_length = training_args.oe_max_length or max_length
     # A seeded slice of the auxiliary outliers that training never sees: it chooses and fits the detector's score.

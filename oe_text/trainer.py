@@ -17,9 +17,17 @@ from transformers import DataCollatorWithPadding, Trainer, default_data_collator
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, sort_checkpoints
 from transformers.utils import logging
 
-from .losses import energy_margin_loss, outlier_exposure_loss
+from .losses import (
+    causal_lm_labels,
+    energy_margin_loss,
+    language_modeling_loss,
+    lm_margin_ranking_loss,
+    outlier_exposure_loss,
+    token_outlier_exposure_loss,
+)
+from .modeling_lm import ensure_pad_token, is_causal_lm
 from .outlier_stream import OutlierStream
-from .training_args import OETrainingArguments
+from .training_args import CAUSAL_LM_OE_LOSSES, CLASSIFIER_OE_LOSSES, OETrainingArguments
 
 
 logger = logging.get_logger(__name__)
@@ -143,6 +151,13 @@ class OETrainer(Trainer):
     `energy_margin_loss` on both parts. Both terms are logged (`ce_loss`, `oe_loss`). With `oe_weight=0` or no
     `outlier_dataset` the trainer is exactly `transformers.Trainer`.
 
+    **Causal language models** (any `AutoModelForCausalLM`, see `oe_text.modeling_lm`) are trained the same way with
+    per-token terms: `ce_loss` is the next-token cross-entropy of the in-distribution rows (`labels` from the batch,
+    or the input ids with padding masked), and the OE term is `token_outlier_exposure_loss` (`oe_loss="uniform"`,
+    the paper's `NLP_language_modeling/train.py`) or `lm_margin_ranking_loss` (`oe_loss="margin"`, margin
+    `args.oe_margin`). Each term is a mean over its micro-batch's tokens, so gradient accumulation equals one large
+    batch when micro-batches hold the same number of tokens (fixed-length blocks, as the paper's segments).
+
     The outliers come from an `OutlierStream`: reshuffled every pass, endless, disjoint across processes, seeded by
     `args.oe_seed` (default `args.seed`), and saved in every checkpoint (atomically, before older checkpoints are
     rotated away) so that resuming continues the stream. `args.oe_length_matching` draws them to the length of the
@@ -179,6 +194,9 @@ class OETrainer(Trainer):
             args.dataloader_pin_memory = False
         super().__init__(model, args, *trainer_args, **kwargs)
         self.oe_active = outlier_dataset is not None and args.oe_weight > 0
+        self.is_causal_lm = is_causal_lm(self.model)
+        if self.oe_active:
+            self._check_oe_loss_for_model()
         self.outlier_stream: OutlierStream | None = None
         self._oe_logs: dict[str, list[torch.Tensor]] = {"ce_loss": [], "oe_loss": []}
         # Outlier batches drawn for the micro-batches of the current optimizer step (see `get_batch_samples`).
@@ -203,6 +221,17 @@ class OETrainer(Trainer):
             pin_memory=args.dataloader_pin_memory and self.args.device.type == "cuda",
             prefetch_factor=args.dataloader_prefetch_factor or 2,
         )
+
+    def _check_oe_loss_for_model(self) -> None:
+        allowed = CAUSAL_LM_OE_LOSSES if self.is_causal_lm else CLASSIFIER_OE_LOSSES
+        if self.args.oe_loss not in allowed:
+            kind = "a causal language model" if self.is_causal_lm else "a classifier"
+            raise ValueError(
+                f"`oe_loss={self.args.oe_loss!r}` does not apply to {kind} ({type(self.model).__name__}); "
+                f"use one of {list(allowed)}."
+            )
+        if self.is_causal_lm and hasattr(self.processing_class, "pad"):
+            ensure_pad_token(self.processing_class)  # outlier batches are padded
 
     # ------------------------------------------------------------------ outlier data
     def _prepare_outlier_dataset(self, dataset):
@@ -323,6 +352,8 @@ class OETrainer(Trainer):
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
+        if self.is_causal_lm:
+            return self._compute_causal_lm_loss(model, inputs, return_outputs)
         inputs = dict(inputs)
         labels = next((inputs.pop(k) for k in _LABEL_KEYS if k in inputs), None)
         if labels is None:
@@ -349,6 +380,12 @@ class OETrainer(Trainer):
             )
         else:
             oe = outlier_exposure_loss(out_logits)
+        return self._combine_terms(ce, oe, outputs, id_logits, return_outputs)
+
+    def _combine_terms(
+        self, ce: torch.Tensor, oe: torch.Tensor, outputs, id_logits: torch.Tensor, return_outputs: bool
+    ):
+        """`ce + oe_weight * oe`, both terms kept for logging; the outputs carry the in-distribution logits only."""
         loss = ce + self.args.oe_weight * oe
         # Kept as tensors: a .item() here would synchronise the device on every micro-batch. Without logging they
         # would only pile up.
@@ -359,6 +396,31 @@ class OETrainer(Trainer):
             outputs["logits"] = id_logits
             return loss, outputs
         return loss
+
+    def _compute_causal_lm_loss(self, model, inputs: dict[str, Any], return_outputs: bool):
+        """Next-token CE on the in-distribution rows + `oe_weight` x per-token OE term on the outlier rows."""
+        inputs = {k: v for k, v in inputs.items() if k not in ("label", "label_ids")}
+        labels = inputs.pop("labels", None)
+        if labels is None:
+            labels = causal_lm_labels(inputs["input_ids"], inputs.get("attention_mask"))
+        n_in = labels.shape[0]
+        outliers = self._next_outliers()
+        pad_values, side = self._pad_values()
+        batch = concat_id_and_outliers(inputs, outliers, pad_values, side)
+        outputs = model(**batch)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        # The in-distribution rows may have been padded to the outliers' length: their labels get -100 there.
+        labels = _pad_to(labels, logits.shape[1], -100, side)
+        id_logits, out_logits = logits[:n_in], logits[n_in:]
+        mask = batch.get("attention_mask")
+        out_mask = mask[n_in:] if mask is not None else None
+        ce = language_modeling_loss(id_logits, labels)
+        if self.args.oe_loss == "margin":
+            out_labels = causal_lm_labels(batch["input_ids"][n_in:], out_mask)
+            oe = lm_margin_ranking_loss(id_logits, labels, out_logits, out_labels, margin=self.args.oe_margin)
+        else:
+            oe = token_outlier_exposure_loss(out_logits, out_mask)
+        return self._combine_terms(ce, oe, outputs, id_logits, return_outputs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean CE and OE terms since the last training log (averaged over processes)."""

@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 
-OE_LOSSES = ("uniform", "energy")
+OE_LOSSES = ("uniform", "energy", "margin")
+# OE terms per kind of model: "margin" ranks sequence likelihoods (language models only), "energy" needs class logits.
+CLASSIFIER_OE_LOSSES = ("uniform", "energy")
+CAUSAL_LM_OE_LOSSES = ("uniform", "margin")
 OE_LENGTH_MATCHING = ("none", "truncate", "bucket")
 
 
@@ -18,7 +21,9 @@ class OETrainingArguments(TrainingArguments):
 
     The training objective is `CE(in-distribution) + oe_weight * OE-term(outliers)`, with the OE term either the
     cross-entropy from the softmax to the uniform distribution (`oe_loss="uniform"`, Hendrycks et al. 2019) or the
-    energy-bounded squared hinge of Liu et al. 2020 (`oe_loss="energy"`).
+    energy-bounded squared hinge of Liu et al. 2020 (`oe_loss="energy"`). For causal language models CE is the
+    next-token cross-entropy, `"uniform"` applies per token, and `oe_loss="margin"` ranks sequence log-likelihoods
+    (the paper's density-estimation variant).
     """
 
     oe_weight: float = field(
@@ -39,7 +44,9 @@ class OETrainingArguments(TrainingArguments):
         default="uniform",
         metadata={
             "help": "OE term: 'uniform' (cross-entropy of the softmax on outliers to the uniform distribution, "
-            "minimum log K) or 'energy' (squared hinge on the free energy, Liu et al. 2020).",
+            "minimum log K; per token for causal LMs), 'energy' (squared hinge on the free energy, Liu et al. 2020; "
+            "classifiers) or 'margin' (outlier log-likelihood per token pushed oe_margin below the in-distribution "
+            "one; causal LMs).",
             "choices": list(OE_LOSSES),
         },
     )
@@ -53,6 +60,10 @@ class OETrainingArguments(TrainingArguments):
     )
     oe_energy_temperature: float = field(
         default=1.0, metadata={"help": "Temperature T of the free energy -T logsumexp(z/T) (oe_loss='energy')."}
+    )
+    oe_margin: float = field(
+        default=1.0,
+        metadata={"help": "Margin in nats per token of oe_loss='margin' (causal language models)."},
     )
     oe_text_column: str = field(
         default="text",
@@ -105,6 +116,8 @@ class OETrainingArguments(TrainingArguments):
             )
         if not self.oe_energy_temperature > 0:
             raise ValueError(f"`oe_energy_temperature` must be > 0, got {self.oe_energy_temperature}.")
+        if not self.oe_margin >= 0:
+            raise ValueError(f"`oe_margin` must be >= 0, got {self.oe_margin}.")
         if self.oe_max_length is not None and self.oe_max_length < 1:
             raise ValueError(f"`oe_max_length` must be a positive integer or None, got {self.oe_max_length}.")
         if self.oe_length_matching not in OE_LENGTH_MATCHING:

@@ -19,7 +19,10 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 DOTTED = re.compile(r"(?<![\w/.-])oe_text(?:\.[A-Za-z_]\w*)+")
 PATH = re.compile(r"(?<![\w/.~-])(?:oe_text|recipes|benchmarks|examples|docs|tests|notebooks)/[\w/.-]*[\w/]")
-CLI = re.compile(r"(?:\boe-text\s+(train|evaluate|detect|score)|recipes/(?:sst2|trec|newsgroups)_oe\.py)\b")
+# recipes/lm_oe.py has its own parser (LMRecipeArguments); `oe-text train --task lm` uses it too.
+CLI = re.compile(
+    r"(?:\boe-text\s+(train|evaluate|detect|score)|recipes/(?:sst2|trec|newsgroups)_oe\.py|(recipes/lm_oe\.py))\b"
+)
 
 
 def _doc_id(path: Path) -> str:
@@ -100,9 +103,14 @@ def _known_flags() -> dict[str, set[str]]:
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
     flags = {name: {s for a in sub._actions for s in a.option_strings} for name, sub in commands.items()}
+    from oe_text.lm_recipe import LMRecipeArguments
+
     recipe = HfArgumentParser((RecipeArguments, OETrainingArguments))
     flags["train"] = {s for a in recipe._actions for s in a.option_strings}
     flags["recipe"] = flags["train"]
+    lm_recipe = HfArgumentParser((LMRecipeArguments, OETrainingArguments))
+    flags["train-lm"] = {s for a in lm_recipe._actions for s in a.option_strings} | {"--task"}
+    flags["train"] |= {"--task"}
     return flags
 
 
@@ -121,7 +129,9 @@ def test_cli_flags_exist(doc):
     known, unknown = _known_flags(), []
     for line in _commands(doc.read_text(encoding="utf-8")):
         match = CLI.search(line)
-        command = match.group(1) or "recipe"
+        command = match.group(1) or ("train-lm" if match.group(2) else "recipe")
+        if command == "train" and re.search(r"--task[ =]lm\b", line):
+            command = "train-lm"
         rest = line[match.end() :].split("#")[0].split("|")[0]
         try:
             words = shlex.split(rest)

@@ -42,14 +42,16 @@ def test_cli_help_imports_neither_torch_nor_transformers(argv):
 def test_import_oe_text_registers_the_auto_classes(transformers_first):
     imports = ["import oe_text", "from transformers import AutoConfig, AutoModelForSequenceClassification"]
     ordered = imports[::-1] if transformers_first else imports
-    code = "\n".join([*ordered, "from oe_text import OEConfig, OEClassifier"])
+    code = "\n".join([*ordered, "from oe_text import OEConfig, OEClassifier, OELanguageModelConfig"])
     code += (
-        "\nfrom transformers.models.auto.configuration_auto import CONFIG_MAPPING\n"
+        "\nfrom transformers import AutoModelForCausalLM\n"
+        "from transformers.models.auto.configuration_auto import CONFIG_MAPPING\n"
         "print(CONFIG_MAPPING['oe-classifier'] is OEConfig, "
         "AutoModelForSequenceClassification._model_mapping[OEConfig] is OEClassifier, "
+        "AutoModelForCausalLM._model_mapping[OELanguageModelConfig].__name__, "
         "'oe-image-classifier' in CONFIG_MAPPING)"
     )
-    assert _python(code) == "True True True"
+    assert _python(code) == "True True OELanguageModelDetector True"
 
 
 def test_auto_config_alone_knows_the_detector_config():

@@ -1,6 +1,7 @@
-"""Trains a tiny BERT with OETrainer for a few steps and writes, per process, the outliers it drew.
+"""Trains a tiny BERT (or, with a second argument `lm`, a tiny GPT-2 language model) with OETrainer for a few steps
+and writes, per process, the outliers it drew.
 
-Run under `accelerate launch`; used by tests/test_trainer_multiprocess.py.
+Run under `accelerate launch`; used by tests/test_trainer_multiprocess.py and tests/test_lm_training.py.
 """
 
 import json
@@ -8,12 +9,13 @@ import sys
 
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast, GPT2Config, GPT2LMHeadModel
 
 from oe_text import OETrainer, OETrainingArguments
+from oe_text.modeling_lm import CausalLMCollator
 
 
-def main(output_dir: str) -> None:
+def main(output_dir: str, kind: str = "classifier") -> None:
     words = [f"w{i}" for i in range(40)]
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])})
     texts = [f"w{i % 8} w{(i + 1) % 8}" for i in range(32)]
@@ -25,6 +27,11 @@ def main(output_dir: str) -> None:
         vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
     )
     model = BertForSequenceClassification(config)
+    collator = None
+    if kind == "lm":
+        train = train.remove_columns(["label"])
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=16, n_embd=16, n_layer=1, n_head=2))
+        collator = CausalLMCollator(tokenizer)
     seen: list[list[int]] = []
 
     def record(module, args, kwargs):
@@ -44,7 +51,12 @@ def main(output_dir: str) -> None:
         use_cpu=True,
     )
     trainer = OETrainer(
-        model=model, args=args, train_dataset=train, processing_class=tokenizer, outlier_dataset=outliers
+        model=model,
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        outlier_dataset=outliers,
+        data_collator=collator,
     )
     trainer.train()
     rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
@@ -53,4 +65,4 @@ def main(output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
