@@ -76,6 +76,7 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
     "modeling_oe": ["OEClassifier"],
     "outlier_stream": ["OutlierStream"],
     "recipe": ["RecipeArguments", "run_recipe"],
+    "scoring": ["CorpusReader", "score_corpus"],
     "scores": ["energy_score", "entropy_score", "kl_uniform_score", "max_logit_score", "msp_score"],
     "tokenization": ["train_sentencepiece_tokenizer"],
     "trainer": ["OETrainer"],
@@ -103,12 +104,14 @@ __all__ = [
     "RecipeArguments",
     "TextNormalization",
     "ThresholdNotCalibratedError",
+    "CorpusReader",
     "UnavailableDatasetError",
     "aupr_in",
     "aupr_out",
     "auroc",
     "bits_per_character",
     "build_model_card",
+    "score_corpus",
     "calibration_metrics",
     "causal_lm_labels",
     "compute_lm_score",
@@ -235,6 +238,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from .outlier_stream import OutlierStream
     from .recipe import RecipeArguments, run_recipe
     from .scores import energy_score, entropy_score, kl_uniform_score, max_logit_score, msp_score
+    from .scoring import CorpusReader, score_corpus
     from .tokenization import train_sentencepiece_tokenizer
     from .trainer import OETrainer
     from .training_args import OETrainingArguments

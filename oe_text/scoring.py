@@ -245,7 +245,7 @@ class CorpusReader:
 
         file = pq.ParquetFile(self.source)
         names = file.schema_arrow.names
-        yield from self._table_rows(file.iter_batches(batch_size=self.chunk_size, columns=self._columns(names)), names)
+        yield from self._table_rows(file.iter_batches(batch_size=self.chunk_size, columns=self._columns(names)))
 
     def _rows_hub(self) -> Iterator[tuple[Any, str | None]]:
         from .hub import load_hub_dataset
@@ -270,7 +270,7 @@ class CorpusReader:
             raise _missing_column(self.id_column, names, self.where, "--id_column")
         return [self.text_column] + ([self.id_column] if self.id_column else [])
 
-    def _table_rows(self, batches, names) -> Iterator[tuple[Any, str | None]]:
+    def _table_rows(self, batches) -> Iterator[tuple[Any, str | None]]:
         row = 0
         for batch in batches:
             texts = batch.column(self.text_column).to_pylist()
