@@ -27,7 +27,13 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
         "load_ood_datasets",
         "load_outlier_dataset",
     ],
-    "detection": ["OODDetectorMixin", "ThresholdNotCalibratedError"],
+    "detection": [
+        "OODDetectorConfig",
+        "OODDetectorMixin",
+        "OODScoreState",
+        "ThresholdNotCalibratedError",
+        "describe_ood_score",
+    ],
     "evaluation": [
         "OODResults",
         "OODSubsetPlan",
@@ -76,6 +82,8 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
     "modeling_oe": ["OEClassifier"],
     "outlier_stream": ["OutlierStream"],
     "recipe": ["RecipeArguments", "run_recipe"],
+    "score_combination": ["combine_scores", "fit_score_combination"],
+    "score_selection": ["DEFAULT_SCORE_CANDIDATES", "fit_candidate_scores", "select_ood_score"],
     "scoring": ["CorpusReader", "score_corpus"],
     "scores": ["energy_score", "entropy_score", "kl_uniform_score", "max_logit_score", "msp_score"],
     "tokenization": ["train_sentencepiece_tokenizer"],
@@ -86,6 +94,8 @@ _NAME_TO_MODULE = {name: module for module, names in _IMPORT_STRUCTURE.items() f
 
 __all__ = [
     "__version__",
+    "CorpusReader",
+    "DEFAULT_SCORE_CANDIDATES",
     "KNNScorer",
     "LM_SCORES",
     "MahalanobisScorer",
@@ -96,27 +106,29 @@ __all__ = [
     "OELanguageModelDetector",
     "OETrainer",
     "OETrainingArguments",
+    "OODDetectorConfig",
     "OODDetectorMixin",
     "OODResults",
+    "OODScoreState",
     "OODSubsetPlan",
     "OOD_PRESETS",
     "OutlierStream",
     "RecipeArguments",
     "TextNormalization",
     "ThresholdNotCalibratedError",
-    "CorpusReader",
     "UnavailableDatasetError",
     "aupr_in",
     "aupr_out",
     "auroc",
     "bits_per_character",
     "build_model_card",
-    "score_corpus",
     "calibration_metrics",
     "causal_lm_labels",
-    "compute_lm_score",
+    "combine_scores",
     "compare_results",
     "compare_results_to_dict",
+    "compute_lm_score",
+    "describe_ood_score",
     "detection_error",
     "energy_margin_loss",
     "energy_score",
@@ -124,12 +136,14 @@ __all__ = [
     "evaluate_ood",
     "evaluate_ood_from_logits",
     "evaluate_ood_from_scores",
+    "fit_candidate_scores",
+    "fit_score_combination",
     "fpr_at_tpr",
+    "free_energy",
     "kl_uniform_lm_score",
+    "kl_uniform_score",
     "language_modeling_loss",
     "lm_margin_ranking_loss",
-    "free_energy",
-    "kl_uniform_score",
     "load_hub_dataset",
     "load_id_dataset",
     "load_ood_dataset",
@@ -147,7 +161,9 @@ __all__ = [
     "register_lm_score",
     "resolve_hub_id",
     "run_recipe",
+    "score_corpus",
     "score_texts_with_lm",
+    "select_ood_score",
     "sequence_log_likelihood",
     "threshold_at_tpr",
     "token_outlier_exposure_loss",
@@ -188,7 +204,13 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         load_ood_datasets,
         load_outlier_dataset,
     )
-    from .detection import OODDetectorMixin, ThresholdNotCalibratedError
+    from .detection import (
+        OODDetectorConfig,
+        OODDetectorMixin,
+        OODScoreState,
+        ThresholdNotCalibratedError,
+        describe_ood_score,
+    )
     from .evaluation import (
         OODResults,
         OODSubsetPlan,
@@ -237,6 +259,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from .modeling_oe import OEClassifier
     from .outlier_stream import OutlierStream
     from .recipe import RecipeArguments, run_recipe
+    from .score_combination import combine_scores, fit_score_combination
+    from .score_selection import DEFAULT_SCORE_CANDIDATES, fit_candidate_scores, select_ood_score
     from .scores import energy_score, entropy_score, kl_uniform_score, max_logit_score, msp_score
     from .scoring import CorpusReader, score_corpus
     from .tokenization import train_sentencepiece_tokenizer
