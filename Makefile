@@ -24,8 +24,8 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check oe_text recipes tests benchmarks examples
-	$(VENV)/bin/ruff format --check oe_text recipes tests benchmarks examples
+	$(VENV)/bin/ruff check oe_text recipes tests benchmarks examples notebooks
+	$(VENV)/bin/ruff format --check oe_text recipes tests benchmarks examples notebooks
 
 demo: install
 	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/sst2_oe.py

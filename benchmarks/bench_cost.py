@@ -26,9 +26,9 @@ a hand-written loop doing the same work (length-grouped ID batches, outliers dra
 and cut to the ID length, one joint forward, the same optimiser, schedule and clipping). Targets: b/a <= 2.3 (twice
 the rows) and b/c <= 1.05.
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/bench_cost.py --models gru minilm
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/bench_cost.py --recipe-defaults --models gru minilm
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/bench_cost.py --device cuda --steps 50 --rounds 3
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/bench_cost.py --models gru minilm
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/bench_cost.py --recipe-defaults --models gru minilm
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/bench_cost.py --device cuda --steps 50 --rounds 3
 """
 
 from __future__ import annotations

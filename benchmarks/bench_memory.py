@@ -11,7 +11,7 @@ repeated 1x, 10x or 100x:
 * `in-memory`: a `datasets.Dataset.from_dict` holding all sentences, tokenized up front by `OETrainer` (1x and 10x by
   default: tokenizing 1.65 million sentences up front takes minutes on a small CPU).
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/bench_memory.py --scales 1 10 100
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/bench_memory.py --scales 1 10 100
 """
 
 from __future__ import annotations

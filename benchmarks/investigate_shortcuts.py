@@ -14,7 +14,7 @@ seed and protocol) with one or more of them put back:
   letters kept, lower-cased, words shorter than 3 characters removed, while its OOD and auxiliary sentences keep
   punctuation and short words. Applied here to the ID text (train and test) only, as in the paper.
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng \\
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng \\
         --tokenizer word --id-preprocess no-short
 """
 

@@ -11,7 +11,7 @@ the training sentences' features) on the OE model too.
 The defaults are a budget for a small CPU (a training subset, a capped test set, capped OOD sets); pass larger values
 on a GPU, e.g. `--max-train-samples 0 --epochs 1 --max-eval-samples 0 --max-ood-samples 0` for the full data.
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/minilm_oe.py
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/minilm_oe.py
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ finally the mean (± std over seeds) of the mean row next to the paper's numbers
 Runs are cached: a run whose `results.json` exists under `--output-dir` is read back instead of retrained (use
 `--force` to retrain), so datasets can be trained in separate processes and summarised with `--summary-only`.
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/reproduce_nlp.py --datasets 20ng trec sst2
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/reproduce_nlp.py --datasets 20ng trec sst2
 """
 
 from __future__ import annotations

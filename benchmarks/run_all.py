@@ -2,13 +2,13 @@
 
 * `--quick` (what `make bench` runs; CPU, a few minutes): the cost benchmark on the GRU and the memory-scale benchmark
   with a reduced draw.
-* default (CPU-feasible, about two hours on 2 busy cores): the cost benchmark on the GRU and MiniLM, the memory
-  benchmark, the GRU reproduction on 20 Newsgroups, TREC and SST-2 (one seed), the MiniLM comparison on a CPU budget
-  and the text-pipeline investigations of RESULTS.md.
+* default (CPU-feasible, about two hours on 2 busy cores, one part after another): the cost benchmark on the GRU and
+  MiniLM, the memory benchmark, the GRU reproduction on 20 Newsgroups, TREC and SST-2 (one seed), the MiniLM comparison
+  on a CPU budget and the text-pipeline investigations of RESULTS.md.
 * `--gpu` (needs CUDA): the same on a GPU with full budgets: three seeds of the reproduction, MiniLM on the whole
   SST-2 training set and test set, the investigations on the full test sets, longer cost measurements.
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python benchmarks/run_all.py --quick
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/run_all.py --quick
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ plain `transformers.Trainer` on the CPU, then runs `oe_text.evaluation.evaluate_
 1821 SST-2 test sentences vs 10 seeded OOD subsets of 364 inputs each, OOD:ID = 1:5) and writes results.json/.csv/.md
 and ROC/histogram PNGs to `--output-dir`. No Outlier Exposure here: this is the baseline detector (MSP etc.).
 
-    OE_TEXT_MIRROR=/work/shared/mirror .venv/bin/python examples/evaluate_minilm_demo.py
+    OE_TEXT_MIRROR=../shared/mirror .venv/bin/python examples/evaluate_minilm_demo.py
 
 Measured: 21 minutes (16 of them fine-tuning) on 2 CPU cores shared with other jobs (load average about 7).
 """

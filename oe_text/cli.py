@@ -1,9 +1,11 @@
-"""The `oe-text` command: `train`, `evaluate` and `detect`.
+"""The `oe-text` command: `train`, `evaluate`, `detect` and `score`.
 
 oe-text train --dataset sst2 --model gru --output_dir outputs/sst2_gru      # the recipe, any preset or file
 oe-text train --task lm --dataset sst2                                       # the language-model recipe
 oe-text evaluate --model outputs/sst2_gru/detector --id_dataset sst2 --ood_datasets snli imdb
 echo "what is the capital of peru ?" | oe-text detect --model outputs/trec_gru/detector
+oe-text score --model outputs/trec_gru/detector --input corpus.parquet --text_column text --output scores.parquet
+accelerate launch --num_processes 4 -m oe_text.cli score ...   # the same output, sharded over 4 processes
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets
 from .defaults import DEFAULT_SEED
 
 
@@ -31,16 +32,12 @@ def split_input_lines(text: str) -> list[str]:
 
 
 def _decode_input(data: bytes, encoding: str, where: str) -> str:
+    from .scoring import decode_line_error
+
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
-        before = data[: err.start].decode(encoding, errors="replace")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
-        raise SystemExit(
-            f"oe-text: line {line} of {where} is not valid {encoding} (byte {data[err.start : err.start + 1]!r} at "
-            f"character {column}: {err.reason}); pass --encoding with the right encoding."
-        ) from None
+        raise SystemExit(f"oe-text: {decode_line_error(data, err, encoding, where)}") from None
 
 
 def _read_texts(path: str, encoding: str = "utf-8") -> list[str]:
@@ -81,6 +78,8 @@ def evaluation_settings(args: argparse.Namespace, config) -> dict:
     """`oe-text evaluate`'s settings: what the command line gives, else what the detector's config recorded about its
     own evaluation (`config.oe["evaluation"]`, written by the recipe), else the defaults. On the detector's own
     in-distribution dataset the recorded seed, caps, protocol, truncation and normalisation reproduce its card."""
+    from .data import OOD_PRESETS
+
     recorded = dict((getattr(config, "oe", None) or {}).get("evaluation") or {})
     same_data = recorded.get("dataset") == args.id_dataset
     given = {
@@ -107,6 +106,7 @@ def evaluation_settings(args: argparse.Namespace, config) -> dict:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .data import TextNormalization, load_id_dataset, load_ood_datasets
     from .evaluation import evaluate_ood
 
     ood_files = {Path(file).stem: _read_texts(file, args.encoding) for file in args.ood_files or []}
@@ -166,6 +166,41 @@ def _detect(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .scoring import CorpusReader, ScoringInputError, score_corpus
+
+    if (args.input is None) == (args.dataset is None):
+        raise SystemExit("oe-text score: pass exactly one of --input FILE and --dataset HUB_ID.")
+    try:
+        reader = CorpusReader(
+            args.dataset or args.input,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            input_format=args.input_format,
+            hub_dataset=args.dataset is not None,
+            dataset_config=args.dataset_config,
+            split=args.split,
+            encoding=args.encoding,
+            chunk_size=args.chunk_size,
+        )
+        model = _load_detector(args.model, args.trust_remote_code)
+        rows = score_corpus(
+            model,
+            reader,
+            args.output,
+            output_format=args.output_format,
+            include_text=args.include_text,
+            batch_size=args.batch_size,
+            threshold=args.threshold,
+            progress=not args.no_progress,
+        )
+    except ScoringInputError as err:
+        raise SystemExit(f"oe-text score: {err}") from None
+    if args.output != "-":
+        print(f"oe-text score: wrote {rows} rows to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -244,6 +279,29 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--threshold", type=float, help="override the detector's calibrated threshold")
     de.add_argument("--encoding", default="utf-8", help="encoding of --input (default utf-8; a BOM is dropped)")
     de.add_argument("--trust_remote_code", action="store_true", help=_TRUST_HELP)
+
+    sc = sub.add_parser(
+        "score",
+        help="score a corpus (text/JSON-lines/CSV/Parquet file or Hub dataset) in chunks; runs sharded under "
+        "`accelerate launch`; writes JSON lines or Parquet in input order",
+    )
+    sc.add_argument("--model", required=True, help="detector folder or Hub id")
+    sc.add_argument("--input", help="a .txt (one text per line), .jsonl, .csv or .parquet file")
+    sc.add_argument("--dataset", help="a Hub dataset id instead of --input (resolved through $OE_TEXT_MIRROR)")
+    sc.add_argument("--dataset_config", help="the Hub dataset's configuration name")
+    sc.add_argument("--split", default="test", help="the Hub dataset's split (default: test)")
+    sc.add_argument("--input_format", choices=["txt", "jsonl", "csv", "parquet"], help="default: from the suffix")
+    sc.add_argument("--text_column", default="text", help="column (field) with the texts (default: text)")
+    sc.add_argument("--id_column", help="column copied into each record to identify the row (text files: line)")
+    sc.add_argument("--output", required=True, help="a .jsonl or .parquet file (- = JSON lines on standard output)")
+    sc.add_argument("--output_format", choices=["jsonl", "parquet"], help="default: parquet for .parquet, else jsonl")
+    sc.add_argument("--include_text", action="store_true", help="copy each text into its record")
+    sc.add_argument("--batch_size", type=int, default=64, help="texts per forward pass (default: 64)")
+    sc.add_argument("--chunk_size", type=int, default=4096, help="rows held in memory and per shard (default: 4096)")
+    sc.add_argument("--threshold", type=float, help="override the detector's calibrated threshold")
+    sc.add_argument("--encoding", default="utf-8", help="encoding of text, JSON-lines and CSV files (default utf-8)")
+    sc.add_argument("--no_progress", action="store_true", help="no progress bar")
+    sc.add_argument("--trust_remote_code", action="store_true", help=_TRUST_HELP)
     return parser
 
 
@@ -261,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         recipe_main(args=rest)
         return 0
     args = build_parser().parse_args(argv)
-    return _evaluate(args) if args.command == "evaluate" else _detect(args)
+    return {"evaluate": _evaluate, "detect": _detect, "score": _score}[args.command](args)
 
 
 if __name__ == "__main__":

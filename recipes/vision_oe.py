@@ -1,8 +1,8 @@
 """Outlier Exposure for images: baseline vs OE fine-tune, side-by-side OOD detection and calibration tables.
 
-Offline default (CPU, about 10 minutes; needs OE_TEXT_MIRROR): FashionMNIST in-distribution, a WRN-10-2, Tiny
-ImageNet valid (28x28 grayscale) as auxiliary outliers, MNIST test, CIFAR-10 test (grayscale) and the synthetic
-Gaussian / Rademacher / Blobs sets as OOD test sets:
+Offline default (CPU, about 5 minutes on 2 shared cores, see docs/vision.md; needs OE_TEXT_MIRROR): FashionMNIST
+in-distribution, a WRN-10-2, Tiny ImageNet valid (28x28 grayscale) as auxiliary outliers, MNIST test, CIFAR-10 test
+(grayscale) and the synthetic Gaussian / Rademacher / Blobs sets as OOD test sets:
 
     accelerate launch recipes/vision_oe.py --output_dir outputs/vision
 
