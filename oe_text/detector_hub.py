@@ -13,8 +13,71 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+from torch import nn
+from transformers import AutoTokenizer
+from transformers.utils import logging
+
 from .folders import check_detector_folder, may_write_model_card, remove_stale_weights
-from .hub import DEFAULT_HUB_TIMEOUT, explain_model_load_error, hub_timeout, resolve_model_path
+from .hub import DEFAULT_HUB_TIMEOUT, explain_model_load_error, hub_timeout, remote_code_kwargs, resolve_model_path
+
+
+logger = logging.get_logger(__name__)
+
+# Hub download options of `from_pretrained` that also apply to the tokenizer saved beside the weights.
+TOKENIZER_HUB_KWARGS = (
+    "revision",
+    "token",
+    "cache_dir",
+    "local_files_only",
+    "subfolder",
+    "force_download",
+    "proxies",
+)
+_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
+
+
+def realign_cpu_tensors(model: nn.Module, alignment: int = 64) -> None:
+    """Copy CPU parameters/buffers that the safetensors loader left at unaligned addresses into fresh memory.
+
+    Weights loaded from a safetensors file can start at any byte offset, and CPU BLAS kernels take other code paths on
+    unaligned memory: the logits then differ from the saved model's in the last bits (~1e-8), which is enough to move
+    an input across a calibrated threshold. Fresh torch allocations are aligned, so a copy restores identical logits.
+    """
+    copies: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.device.type != "cpu" or tensor.numel() == 0 or tensor.data_ptr() % alignment == 0:
+                continue
+            key = tensor.data_ptr()
+            if key not in copies:
+                copies[key] = tensor.data.clone(memory_format=torch.contiguous_format)
+            tensor.data = copies[key]
+
+
+def load_saved_tokenizer(name: str, kwargs: dict[str, Any], trust_remote_code: bool = False):
+    """The tokenizer saved beside a detector's weights (`None`, with a message, when there is none).
+
+    Never runs code shipped with it unless `trust_remote_code=True`.
+    """
+    hub_kwargs = {k: kwargs[k] for k in TOKENIZER_HUB_KWARGS if k in kwargs}
+    if os.path.isdir(name):
+        folder = os.path.join(name, hub_kwargs.get("subfolder") or "")
+        if not any(os.path.isfile(os.path.join(folder, f)) for f in _TOKENIZER_FILES):
+            logger.info(f"No tokenizer saved in {folder}; `detect` will need `tokenizer=`.")
+            return None
+    code_kwargs = remote_code_kwargs(trust_remote_code, f"tokenizer of {name}")
+    try:
+        return AutoTokenizer.from_pretrained(name, **hub_kwargs, **code_kwargs)
+    except (OSError, ValueError) as err:
+        if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+            raise ValueError(
+                f"The tokenizer saved in {name} needs custom code (`auto_map` in tokenizer_config.json), which "
+                "oe-text does not run from a downloaded detector. Pass `trust_remote_code=True` "
+                "(`oe-text ... --trust_remote_code`) only if you trust that code."
+            ) from None
+        logger.warning(f"Could not load a tokenizer from {name} ({err}); `detect` will need `tokenizer=`.")
+        return None
 
 
 class DetectorHubMixin:
@@ -82,6 +145,40 @@ class DetectorHubMixin:
 
     #: State-dict prefixes a detector cannot do without: a checkpoint lacking them must not load silently.
     _REQUIRED_STATE_PREFIXES = ("ood_state.", "feature_backbone.")
+    #: Whether `from_pretrained` attaches the tokenizer saved beside the weights (text detectors).
+    _loads_tokenizer = False
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *model_args,
+        load_tokenizer: bool = True,
+        trust_remote_code: bool = False,
+        **kwargs,
+    ):
+        """`PreTrainedModel.from_pretrained` for detectors: checked state, aligned tensors, the saved tokenizer.
+
+        A local folder must hold `config.json` (`FileNotFoundError` naming the folder otherwise). A Hub id held by
+        the offline mirror (`OE_TEXT_MIRROR`) is read from it; any other id goes to the Hub (`HF_ENDPOINT`), and when
+        that fails while a mirror is set, `MirrorMissError` names the id and the mirror folder searched. Safetensors
+        weights only are needed; `use_safetensors=True` is supported. A checkpoint whose fitted score state or
+        pretrained feature encoder is missing or misshapen refuses to load (`_load_checked`). No code shipped with the
+        detector runs: the model class is the detector's own whatever `config.json` says, and a text detector's
+        tokenizer is loaded with `trust_remote_code=False` (a tokenizer that needs custom code raises a `ValueError`
+        saying so) unless `trust_remote_code=True` is passed; `load_tokenizer=False` skips it.
+        """
+        name = resolve_model_path(pretrained_model_name_or_path)
+        model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
+        realign_cpu_tensors(model)
+        if cls._loads_tokenizer and load_tokenizer:
+            model.tokenizer = cls._prepare_loaded_tokenizer(load_saved_tokenizer(name, kwargs, trust_remote_code))
+        return model
+
+    @classmethod
+    def _prepare_loaded_tokenizer(cls, tokenizer):
+        """Hook: adapt the tokenizer `from_pretrained` loaded (e.g. give a language model's a pad token)."""
+        return tokenizer
 
     @classmethod
     def _load_checked(cls, loader, name: str, *model_args, **kwargs):
@@ -234,4 +331,4 @@ class DetectorHubMixin:
             )
 
 
-__all__ = ["DetectorHubMixin", "resolve_model_path"]
+__all__ = ["DetectorHubMixin", "load_saved_tokenizer", "realign_cpu_tensors", "resolve_model_path"]

@@ -33,7 +33,7 @@ from transformers.utils import logging
 from .configuration_lm import OELanguageModelConfig
 from .detection import OODDetectorMixin
 from .detector_hub import DetectorHubMixin
-from .hub import remote_code_kwargs, resolve_hub_id, resolve_model_path
+from .hub import remote_code_kwargs, resolve_hub_id
 from .inference import _check_texts, evaluation_mode, length_sorted_batches
 from .lm_scores import LM_SCORES, compute_lm_score, get_lm_score_fn
 from .losses import causal_lm_labels
@@ -290,6 +290,7 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
     """
 
     config_class = OELanguageModelConfig
+    _loads_tokenizer = True
     base_model_prefix = "lm"
     main_input_name = "input_ids"
     is_causal_lm = True
@@ -449,29 +450,9 @@ class OELanguageModelDetector(DetectorHubMixin, OODDetectorMixin, PreTrainedMode
 
     # ------------------------------------------------------------------------------------------------ save / load
     @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike,
-        *model_args,
-        load_tokenizer: bool = True,
-        trust_remote_code: bool = False,
-        **kwargs,
-    ) -> OELanguageModelDetector:
-        """`PreTrainedModel.from_pretrained` (safetensors) that also attaches the tokenizer saved beside the weights.
-
-        A Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it; any other id goes to the Hub. As for
-        `OEClassifier`, no code shipped with the detector runs: the wrapped LM is rebuilt from `config.lm_config` by
-        transformers' own classes, and the tokenizer loads with `trust_remote_code=False` unless `True` is passed.
-        """
-        from .modeling_oe import OEClassifier, _realign_cpu_tensors
-
-        name = resolve_model_path(pretrained_model_name_or_path)
-        model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
-        _realign_cpu_tensors(model)
-        if load_tokenizer:
-            tokenizer = OEClassifier._load_saved_tokenizer(name, kwargs, trust_remote_code)
-            model.tokenizer = ensure_pad_token(tokenizer) if tokenizer is not None else None
-        return model
+    def _prepare_loaded_tokenizer(cls, tokenizer):
+        """A language model's tokenizer needs a pad token for batches (`ensure_pad_token`)."""
+        return ensure_pad_token(tokenizer) if tokenizer is not None else None
 
     def build_model_card(self, **card_kwargs):
         """The detector's model card (`oe_text.modelcard.build_lm_model_card`)."""

@@ -41,8 +41,8 @@ from transformers.utils import logging
 
 from .configuration_oe import OEConfig
 from .detection import OODDetectorMixin, labels_kwargs, parse_feature_key
-from .detector_hub import DetectorHubMixin
-from .hub import remote_code_kwargs, resolve_hub_id, resolve_model_path
+from .detector_hub import TOKENIZER_HUB_KWARGS, DetectorHubMixin
+from .hub import remote_code_kwargs, resolve_hub_id
 from .inference import predict_outputs
 from .modelcard import build_model_card
 from .modeling_rnn import RNN_KINDS, RNNEncoder, rnn_backbone_config
@@ -60,17 +60,6 @@ _BACKBONE_CONFIG_DROP = (
     "label2id",
     "auto_map",
 )
-# Hub download options of `from_pretrained` that also apply to the tokenizer saved beside the weights.
-_TOKENIZER_HUB_KWARGS = (
-    "revision",
-    "token",
-    "cache_dir",
-    "local_files_only",
-    "subfolder",
-    "force_download",
-    "proxies",
-)
-_TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 
 
 def _backbone_config_dict(config) -> dict[str, Any]:
@@ -102,24 +91,6 @@ def _sentence_transformers_max_length(path: str) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
-def _realign_cpu_tensors(model: nn.Module, alignment: int = 64) -> None:
-    """Copy CPU parameters/buffers that the safetensors loader left at unaligned addresses into fresh memory.
-
-    Weights loaded from a safetensors file can start at any byte offset, and CPU BLAS kernels take other code paths on
-    unaligned memory: the logits then differ from the saved model's in the last bits (~1e-8), which is enough to move
-    an input across a calibrated threshold. Fresh torch allocations are aligned, so a copy restores identical logits.
-    """
-    copies: dict[int, torch.Tensor] = {}
-    with torch.no_grad():
-        for tensor in (*model.parameters(), *model.buffers()):
-            if tensor.device.type != "cpu" or tensor.numel() == 0 or tensor.data_ptr() % alignment == 0:
-                continue
-            key = tensor.data_ptr()
-            if key not in copies:
-                copies[key] = tensor.data.clone(memory_format=torch.contiguous_format)
-            tensor.data = copies[key]
-
-
 class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     """Text classifier + OOD detector (Outlier Exposure, Hendrycks et al. 2019); transformer or GRU/LSTM backbone.
 
@@ -132,6 +103,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
     """
 
     config_class = OEConfig
+    _loads_tokenizer = True
     base_model_prefix = "backbone"
     main_input_name = "input_ids"
     _no_split_modules = ["RNNEncoder"]
@@ -292,7 +264,7 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         model = cls(config, backbone=backbone)
         if load_tokenizer:
             tokenizer = AutoTokenizer.from_pretrained(
-                path, **{k: v for k, v in backbone_kwargs.items() if k in _TOKENIZER_HUB_KWARGS}, **code_kwargs
+                path, **{k: v for k, v in backbone_kwargs.items() if k in TOKENIZER_HUB_KWARGS}, **code_kwargs
             )
             max_length = _sentence_transformers_max_length(path)
             if max_length is not None:
@@ -640,53 +612,6 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         return {"pooling": self.config.pooling, "model": model}
 
     # ------------------------------------------------------------------------------------------------ save / load
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | os.PathLike,
-        *model_args,
-        load_tokenizer: bool = True,
-        trust_remote_code: bool = False,
-        **kwargs,
-    ) -> OEClassifier:
-        """`PreTrainedModel.from_pretrained` that also attaches the tokenizer saved beside the weights.
-
-        A local folder must hold `config.json` (`FileNotFoundError` naming the folder otherwise). A Hub id held by
-        the offline mirror (`OE_TEXT_MIRROR`) is read from it; any other id goes to the Hub (`HF_ENDPOINT`), and when
-        that fails while a mirror is set, `MirrorMissError` names the id and the mirror folder searched. Pass
-        `load_tokenizer=False` to skip the tokenizer. Safetensors weights only are needed; `use_safetensors=True`
-        is supported. No code shipped with the detector runs: the model class is `OEClassifier` whatever
-        `config.json` says, and the tokenizer is loaded with `trust_remote_code=False` (a tokenizer that needs
-        custom code raises a `ValueError` saying so) unless `trust_remote_code=True` is passed.
-        """
-        name = resolve_model_path(pretrained_model_name_or_path)
-        model = cls._load_checked(super().from_pretrained, name, *model_args, **kwargs)
-        _realign_cpu_tensors(model)
-        if load_tokenizer:
-            model.tokenizer = cls._load_saved_tokenizer(name, kwargs, trust_remote_code)
-        return model
-
-    @staticmethod
-    def _load_saved_tokenizer(name: str, kwargs: dict[str, Any], trust_remote_code: bool = False):
-        hub_kwargs = {k: kwargs[k] for k in _TOKENIZER_HUB_KWARGS if k in kwargs}
-        if os.path.isdir(name):
-            folder = os.path.join(name, hub_kwargs.get("subfolder") or "")
-            if not any(os.path.isfile(os.path.join(folder, f)) for f in _TOKENIZER_FILES):
-                logger.info(f"No tokenizer saved in {folder}; `detect` will need `tokenizer=`.")
-                return None
-        code_kwargs = remote_code_kwargs(trust_remote_code, f"tokenizer of {name}")
-        try:
-            return AutoTokenizer.from_pretrained(name, **hub_kwargs, **code_kwargs)
-        except (OSError, ValueError) as err:
-            if isinstance(err, ValueError) and "trust_remote_code" in str(err):
-                raise ValueError(
-                    f"The tokenizer saved in {name} needs custom code (`auto_map` in tokenizer_config.json), which "
-                    "oe-text does not run from a downloaded detector. Pass `trust_remote_code=True` "
-                    "(`oe-text ... --trust_remote_code`) only if you trust that code."
-                ) from None
-            logger.warning(f"Could not load a tokenizer from {name} ({err}); `detect` will need `tokenizer=`.")
-            return None
-
     def build_model_card(self, **card_kwargs):
         """The detector's model card (`oe_text.modelcard.build_model_card`)."""
         return build_model_card(self.config, **card_kwargs)

@@ -18,7 +18,6 @@ Importing this module registers `OEImageConfig` with `AutoConfig` (model type `"
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +31,6 @@ from transformers.modeling_outputs import ImageClassifierOutput
 
 from ..detection import OODDetectorMixin, labels_kwargs, parse_feature_key
 from ..detector_hub import DetectorHubMixin
-from ..hub import resolve_model_path
 from ..inference import evaluation_mode
 from .configuration import OEImageConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageTransform, _is_pil, get_dataset_spec
@@ -391,13 +389,6 @@ class OEImageClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
         return data, None if labels is None else np.asarray(labels)
 
     # ------------------------------------------------------------------------------------------------ save / load
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`; a Hub id held by the offline mirror (`OE_TEXT_MIRROR`) loads from it."""
-        return cls._load_checked(
-            super().from_pretrained, resolve_model_path(pretrained_model_name_or_path), *model_args, **kwargs
-        )
-
     def build_model_card(self, **card_kwargs):
         """The detector's model card (`oe_text.vision.modelcard.build_image_model_card`)."""
         return build_image_model_card(self.config, **card_kwargs)
