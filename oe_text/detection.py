@@ -702,6 +702,7 @@ class OODDetectorMixin:
         batch_size: int = 64,
         chunk_size: int = 4096,
         fitted_on: str | Mapping[str, Any] | None = None,
+        precomputed_features: Mapping[str, Any] | None = None,
         **options,
     ) -> str:
         """Fit a score that needs in-distribution data, store its state in the model and (by default) decide with it.
@@ -737,6 +738,9 @@ class OODDetectorMixin:
             batch_size (`int`, *optional*, defaults to 64): inputs per forward pass.
             chunk_size (`int`, *optional*, defaults to 4096): inputs per fitting chunk (bounded memory).
             fitted_on (`str` or `dict`, *optional*): what `data` is (recorded in the config and model card).
+            precomputed_features (`dict`, *optional*): `{feature_key: array (n, d)}` of `data`, from one
+                `predict_outputs` pass shared by several scores (`oe_text.score_selection` fits every candidate from
+                one pass); the needed key is read instead of running the model again.
             options: options of the scorer (`k`, `max_fit_samples`, `seed`, `reg`, ...; `c` for `"combined"`).
 
         Returns:
@@ -816,8 +820,14 @@ class OODDetectorMixin:
             if features == "pretrained":
                 self._ensure_pretrained_encoder()
             key = feature_key(features, layer)
+            given = (precomputed_features or {}).get(key)
+            if given is not None and len(given) != n:
+                raise ValueError(f"`precomputed_features[{key!r}]` has {len(given)} rows for {n} inputs.")
             for start in range(0, n, chunk_size):
-                _, feats = self.predict_outputs(inputs[start : start + chunk_size], [key], batch_size=batch_size)
+                if given is not None:
+                    feats = {key: np.asarray(given[start : start + chunk_size])}
+                else:
+                    _, feats = self.predict_outputs(inputs[start : start + chunk_size], [key], batch_size=batch_size)
                 if start == 0 and kind == "knn":
                     _check_bank_memory(min(n, scorer.max_fit_samples), feats[key].shape[1])
                 scorer.partial_fit(feats[key], None if labels is None else labels[start : start + chunk_size])

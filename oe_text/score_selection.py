@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .detection import feature_key
 from .metrics import auroc, fpr_at_tpr, fpr_key
 from .scores import LOGIT_SCORES
 
@@ -96,6 +97,14 @@ def fit_candidate_scores(
     rng = np.random.default_rng(seed)
     val_fit, val_select = _halves(len(validation_texts), rng)
     out_fit, out_select = _halves(len(heldout_outliers), rng)
+    # One pass over the training texts gives every encoder's features for every feature candidate.
+    encoders = {_FEATURE_CANDIDATES[c][1] for c in candidates if c in _FEATURE_CANDIDATES}
+    if "combined" in candidates and not any(c in _FEATURE_CANDIDATES for c in candidates):
+        encoders.add("fine-tuned")
+    if "pretrained" in encoders:
+        detector._ensure_pretrained_encoder()
+    keys = [feature_key(encoder, -1) for encoder in sorted(encoders)]
+    train_features = detector.predict_outputs(list(train_texts), keys, batch_size=batch_size)[1] if keys else {}
     for name in candidates:
         if name in _FEATURE_CANDIDATES:
             kind, encoder = _FEATURE_CANDIDATES[name]
@@ -111,6 +120,7 @@ def fit_candidate_scores(
                 activate=False,
                 batch_size=batch_size,
                 fitted_on=training_data,
+                precomputed_features=train_features,
                 **options,
             )
     if "combined" in candidates:
@@ -119,7 +129,7 @@ def fit_candidate_scores(
         if feature not in fitted:
             detector.fit_ood_score(
                 "knn", list(train_texts), name="knn", activate=False, batch_size=batch_size, fitted_on=training_data,
-                k=knn_k, max_fit_samples=max(knn_max_samples, knn_k), seed=seed,
+                precomputed_features=train_features, k=knn_k, max_fit_samples=max(knn_max_samples, knn_k), seed=seed,
             )  # fmt: skip
         detector.fit_ood_score(
             "combined",

@@ -235,3 +235,16 @@ def test_knn_on_the_mirrors_minilm_separates_sst2_from_snli(mirror):
     id_scores = model.compute_ood_scores(test["text"], max_length=64)
     ood_scores = model.compute_ood_scores(snli["text"], max_length=64)
     assert auroc(id_scores, ood_scores) >= 0.95
+
+
+def test_precomputed_features_fit_the_same_state(detector):
+    _, feats = detector.predict_outputs(ID_TEXTS, ["fine-tuned:-1"])
+    detector.fit_ood_score("knn", ID_TEXTS, k=2, name="knn_a", chunk_size=5)
+    detector.fit_ood_score("knn", ID_TEXTS, k=2, name="knn_b", precomputed_features=feats)
+    torch.testing.assert_close(
+        detector.ood_state.tensors("knn_a")["bank"], detector.ood_state.tensors("knn_b")["bank"]
+    )
+    with pytest.raises(ValueError, match="rows for 12 inputs"):
+        detector.fit_ood_score(
+            "knn", ID_TEXTS, k=2, precomputed_features={"fine-tuned:-1": feats["fine-tuned:-1"][:3]}
+        )
