@@ -51,9 +51,12 @@ from .scores import LOGIT_SCORES, compute_score, get_score_fn
 logger = logging.get_logger(__name__)
 
 #: Kinds of score `fit_ood_score` fits; `"combined"` combines other scores (`oe_text.score_combination`).
-FITTED_SCORE_KINDS = ("knn", "mahalanobis", "combined")
-#: Which encoder's features a feature score reads: the detector's own (fine-tuned) one, or a frozen pretrained copy.
-FEATURE_ENCODERS = ("fine-tuned", "pretrained")
+FITTED_SCORE_KINDS = ("knn", "mahalanobis", "gaussian", "combined")
+#: Which features a feature score reads: the detector's own (fine-tuned) encoder, a frozen pretrained copy of it, or
+#: the input's length (text: `log(1 + number of whitespace-separated words)` of the raw text, before truncation).
+FEATURE_ENCODERS = ("fine-tuned", "pretrained", "input-length")
+#: The feature key of the input-length feature (`feature_key("input-length", -1)`).
+INPUT_LENGTH_KEY = "input-length:-1"
 _SCORE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -286,12 +289,22 @@ def describe_ood_score(config) -> str:
         )
         text = (
             f"The OOD score is `{name}`: a logistic combination of {parts}, each standardised on in-distribution "
-            "validation data and weighted to separate it from held-out auxiliary outliers "
+            "validation data and weighted to separate it from validation outliers that training never saw "
             "(`oe_text.score_combination`)."
+        )
+    elif spec["features"]["encoder"] == "input-length":
+        text = (
+            f"The OOD score is `{name}`: how atypical an input's length is, the squared z-score of "
+            f"{spec['features'].get('feature', 'its log word count')} against the in-distribution training texts "
+            "(too long and too short both count)."
         )
     else:
         features = spec["features"]
-        kind = {"knn": "k-NN distance (Sun et al. 2022)", "mahalanobis": "Mahalanobis distance (Lee et al. 2018)"}
+        kind = {
+            "knn": "k-NN distance (Sun et al. 2022)",
+            "mahalanobis": "Mahalanobis distance (Lee et al. 2018)",
+            "gaussian": "Mahalanobis distance to the mean",
+        }
         layer = "last layer" if features["layer"] == -1 else f"layer {features['layer']}"
         encoder = features.get("model") or features["encoder"]
         options = ", ".join(
@@ -307,19 +320,9 @@ def describe_ood_score(config) -> str:
         text += " Fitted on " + ", ".join(f"{k}={v}" for k, v in fitted_on.items()) + "."
     selection = getattr(config, "ood_score_selection", None)
     if selection:
-        figures = selection["candidates"]
-        metrics = sorted(next(iter(figures.values())), key=lambda m: m == "auroc")  # FPR first, as in every table
-        rows = "\n".join(
-            f"| {'**' + c + '**' if c == selection['chosen'] else c} | "
-            + " | ".join(f"{100 * v[m]:.2f}" for m in metrics)
-            + " |"
-            for c, v in figures.items()
-        )
-        header = " | ".join("AUROC" if m == "auroc" else m.upper() for m in metrics)
-        text += (
-            f"\n\nThe score was chosen by {selection['rule']}. Candidates (%):\n\n| score | {header} |\n"
-            f"|---|{'---:|' * len(metrics)}\n{rows}"
-        )
+        from .score_selection import selection_table  # score_selection imports this module
+
+        text += f"\n\nThe score was chosen by {selection['rule']}. Candidates (%):\n\n{selection_table(selection)}"
     return text
 
 
@@ -712,6 +715,8 @@ class OODDetectorMixin:
           (a seeded random subsample bounds the bank), `seed`, `normalize`.
         * `"mahalanobis"` (Lee et al. 2018): smallest Mahalanobis distance to a class mean with a shared covariance.
           `data` = ID training inputs with labels. Options: `reg`.
+        * `"gaussian"`: squared Mahalanobis distance to the mean of all ID training features (one Gaussian, no
+          labels; two-sided). With `features="input-length"` it scores how atypical an input's length is.
         * `"combined"`: `b + sum_j w_j (s_j - mu_j) / sigma_j` over `components` (score names), standardised on `data`
           (ID **validation** inputs) and weighted by a logistic model separating them from `outliers` (held-out
           auxiliary outliers, never OOD test data); see `oe_text.score_combination`.
@@ -722,13 +727,14 @@ class OODDetectorMixin:
         score (`config.ood_score = name`; any threshold, calibrated for another score, is cleared).
 
         Args:
-            kind (`str`): `"knn"`, `"mahalanobis"` or `"combined"`.
+            kind (`str`): `"knn"`, `"mahalanobis"`, `"gaussian"` or `"combined"`.
             data: the ID inputs (texts, a `datasets.Dataset` with text and label columns, images, ... as the
                 modality's `predict_outputs` takes them).
             labels (array, *optional*): class ids of `data` (Mahalanobis), when `data` does not carry them.
             name (`str`, *optional*): the score's name (lowercase identifier), default `kind`.
-            features (`str`, *optional*, defaults to `"fine-tuned"`): `"fine-tuned"` (the detector's own encoder) or
-                `"pretrained"` (a frozen copy of the pretrained encoder, attached on first use; text transformers).
+            features (`str`, *optional*, defaults to `"fine-tuned"`): `"fine-tuned"` (the detector's own encoder),
+                `"pretrained"` (a frozen copy of the pretrained encoder, attached on first use; text transformers) or
+                `"input-length"` (the log word count of the raw text; texts only).
             layer (`int`, *optional*, defaults to -1): which hidden layer is pooled (-1: the last; text transformers).
             outliers: held-out auxiliary outliers (`"combined"` only).
             outlier_data: alias of `outliers`.
@@ -819,6 +825,8 @@ class OODDetectorMixin:
                     )
             if features == "pretrained":
                 self._ensure_pretrained_encoder()
+            if features == "input-length" and layer != -1:
+                raise ValueError(f"`layer` means nothing for `features='input-length'`: leave it at -1, got {layer}.")
             key = feature_key(features, layer)
             given = (precomputed_features or {}).get(key)
             if given is not None and len(given) != n:

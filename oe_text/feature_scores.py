@@ -3,6 +3,8 @@
 * `MahalanobisScorer` (Lee et al. 2018): class-conditional Gaussians with one shared covariance; the score is the
   smallest squared Mahalanobis distance to a class mean.
 * `KNNScorer` (Sun et al. 2022): distance from the L2-normalised feature to its k-th nearest training feature.
+* `GaussianScorer`: one Gaussian over all training features (no labels); the score is the squared Mahalanobis
+  distance to the training mean, i.e. how atypical a feature is (the detectors use it on the input length).
 
 Both fit in bounded memory: `partial_fit` accumulates batch by batch (`fit` cuts an array into batches), Mahalanobis
 keeps only per-class sums and one `d x d` scatter matrix, k-NN keeps a uniform random sample of at most
@@ -16,7 +18,14 @@ import numpy as np
 import torch
 
 
-__all__ = ["FEATURE_SCORES", "FeatureScorer", "KNNScorer", "MahalanobisScorer", "make_feature_scorer"]
+__all__ = [
+    "FEATURE_SCORES",
+    "FeatureScorer",
+    "GaussianScorer",
+    "KNNScorer",
+    "MahalanobisScorer",
+    "make_feature_scorer",
+]
 
 
 def _as_features(x, name: str, dim: int | None = None) -> np.ndarray:
@@ -297,6 +306,23 @@ class MahalanobisScorer(FeatureScorer):
         return out
 
 
+class GaussianScorer(MahalanobisScorer):
+    """One Gaussian over all training features, fitted without labels: `score(x) = (x - mu)^T P (x - mu)`.
+
+    The single-class case of `MahalanobisScorer` (same streaming fit, state and options): `mu` is the mean of the
+    training features and `P` the pseudo-inverse of their covariance (plus `reg * I`). Two-sided: features far above
+    or far below the training mean are both atypical. On a 1-D feature it is the squared z-score.
+    """
+
+    name = "gaussian"
+    needs_labels = False
+
+    def partial_fit(self, features, labels=None) -> GaussianScorer:
+        """Accumulate a batch of training features (`(b, d)`); `labels` are ignored: there is one Gaussian."""
+        x = _as_features(features, "features", None if self._shift is None else self._shift.shape[0])
+        return super().partial_fit(x, np.zeros(x.shape[0], dtype=np.int64))
+
+
 class KNNScorer(FeatureScorer):
     """Distance to the k-th nearest in-distribution training feature (Sun et al. 2022, "deep nearest neighbours").
 
@@ -440,11 +466,13 @@ class KNNScorer(FeatureScorer):
 FEATURE_SCORES: dict[str, type[FeatureScorer]] = {
     "mahalanobis": MahalanobisScorer,
     "knn": KNNScorer,
+    "gaussian": GaussianScorer,
 }
 
 
 def make_feature_scorer(name: str, **kwargs) -> FeatureScorer:
-    """A new, unfitted feature scorer by name (`"mahalanobis"` or `"knn"`); `kwargs` go to its constructor."""
+    """A new, unfitted feature scorer by name (`"mahalanobis"`, `"knn"` or `"gaussian"`); `kwargs` go to its
+    constructor."""
     try:
         cls = FEATURE_SCORES[name]
     except KeyError:

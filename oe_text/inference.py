@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .detection import INPUT_LENGTH_KEY
+
 
 def _check_texts(texts: Sequence[str], empty_reason: str = "an empty text has nothing to classify") -> list[str]:
     """`texts` (or one string) as a non-empty list of non-blank strings; errors name the offending index."""
@@ -116,6 +118,14 @@ def evaluation_mode(model) -> Iterator:
                 module.training = training
 
 
+def input_length_features(texts: Sequence[str]) -> np.ndarray:
+    """The input-length feature of texts: `log(1 + number of whitespace-separated words)`, shape `(n, 1)`, float32.
+
+    Read from the raw text, so a long document truncated to the model's `max_length` still counts as long.
+    """
+    return np.log1p(np.array([len(t.split()) for t in texts], dtype=np.float64))[:, None].astype(np.float32)
+
+
 @torch.no_grad()
 def predict_outputs(
     model,
@@ -150,6 +160,9 @@ def predict_outputs(
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     feature_keys = list(dict.fromkeys(feature_keys))
+    # The input-length feature reads the raw texts, not the model: the whole text counts, truncation or not.
+    lengths = {key: input_length_features(texts) for key in feature_keys if key == INPUT_LENGTH_KEY}
+    feature_keys = [key for key in feature_keys if key not in lengths]
     limit = resolve_max_length(model, tokenizer, max_length)
     order, batches = length_sorted_batches([len(t) for t in texts], batch_size, progress)
     logits_out: list[torch.Tensor] = []
@@ -174,7 +187,7 @@ def predict_outputs(
                 feats_out[key].append(feats[key].float().cpu())
     inverse = np.argsort(order, kind="stable")  # back to the texts' order
     features = {key: torch.cat(chunks).numpy()[inverse] for key, chunks in feats_out.items()}
-    return torch.cat(logits_out).numpy()[inverse], features
+    return torch.cat(logits_out).numpy()[inverse], {**features, **lengths}
 
 
 def predict_logits(

@@ -606,6 +606,8 @@ class OEClassifier(DetectorHubMixin, OODDetectorMixin, PreTrainedModel):
             self.attach_pretrained_encoder()
 
     def _feature_description(self, encoder: str) -> dict[str, Any]:
+        if encoder == "input-length":
+            return {"feature": "log(1 + number of whitespace-separated words) of the raw text, before truncation"}
         if self.config.backbone_type != "transformer":
             return {"pooling": "last-token", "model": self.config.backbone_type}
         model = self.config.base_model_name if encoder == "pretrained" else "this detector's fine-tuned encoder"

@@ -110,11 +110,15 @@ COMMON_TRAINING_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
     "seed": DEFAULT_SEED,
 }
+# Validation outliers besides the held-out auxiliary sentences: the benchmark's other in-distribution datasets. No
+# recipe trains on them or tests on them (the OOD test sets are SNLI, IMDB, Multi30K, WMT16, Yelp and EWT), so they
+# measure whether a score transfers beyond the auxiliary distribution OE learnt.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "sst2": {"max_length": 64},
-    "trec": {"max_length": 64},
+    "sst2": {"max_length": 64, "validation_outliers": ["trec", "20ng"]},
+    "glue-sst2": {"validation_outliers": ["trec", "20ng"]},
+    "trec": {"max_length": 64, "validation_outliers": ["sst2", "20ng"]},
     # The paper truncates 20 Newsgroups posts to 100 tokens (fix_length=100).
-    "20ng": {"max_length": 100},
+    "20ng": {"max_length": 100, "validation_outliers": ["sst2", "trec"]},
 }
 
 
@@ -229,6 +233,16 @@ class RecipeArguments:
             "score. 0 disables held-out data (then --detector_score must name a logit score)."
         },
     )
+    validation_outliers: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Further validation outlier sources for choosing and fitting the detector's score, besides the "
+            "held-out auxiliary outliers: ID presets (their train texts) or outlier datasets (Hub ids, files) that "
+            "neither training nor the OOD test sets use; --heldout_auxiliary_samples texts of each (seeded). "
+            "Default for the presets: the other ID presets (SST-2: trec 20ng; TREC: sst2 20ng; 20NG: sst2 trec). "
+            "'none': held-out auxiliary outliers only."
+        },
+    )
     knn_k: int = field(default=10, metadata={"help": "k of the k-NN candidate scores."})
     calibration_tpr: float = field(
         default=0.95,
@@ -280,6 +294,14 @@ class RecipeArguments:
             )
         if not self.ood_datasets:
             raise ValueError("`ood_datasets` is empty: name at least one OOD preset.")
+        if [v.lower() for v in self.validation_outliers] == ["none"]:
+            self.validation_outliers = []
+        clash = sorted({self.dataset, *self.ood_datasets, self.auxiliary_dataset} & set(self.validation_outliers))
+        if clash:
+            raise ValueError(
+                f"`validation_outliers` must be sources training and testing never use; {clash} is the "
+                "in-distribution dataset, an OOD test set or the auxiliary dataset."
+            )
         for name in ("max_train_samples", "max_eval_samples", "max_ood_samples", "max_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -520,6 +542,27 @@ def _hold_out(outliers, n: int, seed: int) -> tuple[list[str], Any]:
     return heldout, outliers.skip(n)
 
 
+def load_validation_outliers(
+    names: list[str], n: int, seed: int, normalization: TextNormalization
+) -> dict[str, list[str]]:
+    """`{name: texts}`: a seeded sample of `n` texts of each validation outlier source.
+
+    An ID preset gives texts of its train split (its labels are not used); any other name is loaded as an outlier
+    dataset (`load_outlier_dataset`, split `train`). Texts are normalised like every other text of the run.
+    """
+    sources = {}
+    for name in names:
+        if name in ID_PRESETS:
+            texts = load_id_dataset(name, normalization=normalization, seed=seed)["train"]
+        else:
+            texts = load_outlier_dataset(name, normalization=normalization)
+        if len(texts) < 2:
+            raise ValueError(f"Validation outlier source {name!r} has {len(texts)} texts; it needs at least 2.")
+        order = np.random.default_rng(seed).permutation(len(texts))[:n]
+        sources[name] = texts.select(np.sort(order))["text"]
+    return sources
+
+
 def _ood_results_for_card(results: OODResults, score: str) -> dict[str, dict[str, float]]:
     table = {name: {k: v["mean"] for k, v in metrics.items()} for name, metrics in results.metrics[score].items()}
     table["mean"] = results.mean_metrics(score)
@@ -587,6 +630,15 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     training_args.oe_max_length = training_args.oe_max_length or max_length
     # A seeded slice of the auxiliary outliers that training never sees: it chooses and fits the detector's score.
     heldout, outliers = _hold_out(outliers, recipe_args.heldout_auxiliary_samples, training_args.seed)
+    validation_outliers = {}
+    if heldout:
+        with training_args.main_process_first(desc="loading validation outliers"):
+            validation_outliers = {
+                f"{recipe_args.auxiliary_dataset} (held out)": heldout,
+                **load_validation_outliers(
+                    recipe_args.validation_outliers, len(heldout), training_args.seed, normalization
+                ),
+            }
 
     # ---- 1. baseline
     seed = training_args.seed
@@ -691,7 +743,7 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
             data["train"]["text"],
             data["train"]["label"],
             validation["text"],
-            heldout,
+            validation_outliers,
             seed=training_args.seed,
             knn_k=recipe_args.knn_k,
             batch_size=eval_batch,
@@ -702,16 +754,17 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
         selection = select_ood_score(
             detector,
             candidates,
-            [validation["text"][i] for i in halves["validation"]],
-            [heldout[i] for i in halves["outliers"]],
+            halves["validation"],
+            halves["outliers"],
             batch_size=eval_batch,
             description={
                 "validation": f"{id_name} validation (second half)",
-                "outliers": f"{recipe_args.auxiliary_dataset} held-out sentences (second half)",
+                "outliers": "second half of each source: held-out auxiliary sentences (never trained on) and "
+                "the --validation_outliers sources (train texts of datasets no training or test set uses)",
             },
         )
         logger.warning(
-            f"Detector score chosen on ID validation vs held-out auxiliary outliers (no OOD test data):\n"
+            f"Detector score chosen on ID validation vs validation outliers (no OOD test data):\n"
             f"{selection_table(selection)}\nChosen: {selection['chosen']}"
         )
     else:

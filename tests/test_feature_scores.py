@@ -137,7 +137,7 @@ def test_knn_errors():
 
 
 def test_registry():
-    assert set(FEATURE_SCORES) == {"mahalanobis", "knn"}
+    assert set(FEATURE_SCORES) == {"mahalanobis", "knn", "gaussian"}
     assert make_feature_scorer("knn", k=3).k == 3
     with pytest.raises(ValueError, match="Unknown feature score"):
         make_feature_scorer("odin")

@@ -248,3 +248,61 @@ def test_precomputed_features_fit_the_same_state(detector):
         detector.fit_ood_score(
             "knn", ID_TEXTS, k=2, precomputed_features={"fine-tuned:-1": feats["fine-tuned:-1"][:3]}
         )
+
+
+def test_gaussian_scorer_is_the_squared_z_score_in_one_dimension():
+    from oe_text.feature_scores import GaussianScorer, make_feature_scorer
+
+    x = np.array([[1.0], [2.0], [3.0], [6.0]])
+    scorer = make_feature_scorer("gaussian").fit(x, batch_size=3)  # no labels: one Gaussian, fitted in chunks
+    assert isinstance(scorer, GaussianScorer) and not GaussianScorer.needs_labels
+    mu, sd = x.mean(), x.std()  # maximum-likelihood variance, as MahalanobisScorer
+    probe = np.array([[3.0], [0.0], [10.0]])
+    np.testing.assert_allclose(scorer.score(probe), ((probe[:, 0] - mu) / sd) ** 2, rtol=1e-10)
+    # Two-sided: as far below the mean as above scores the same.
+    np.testing.assert_allclose(scorer.score([[mu - 2.0], [mu + 2.0]]), [4 / sd**2, 4 / sd**2], rtol=1e-10)
+
+
+def test_input_length_score_reads_the_whole_raw_text_and_round_trips(detector, tmp_path):
+    from oe_text.inference import input_length_features
+
+    np.testing.assert_allclose(input_length_features(["a b c", "one", "x  y\n z w"])[:, 0], np.log1p([3, 1, 4]))
+    detector.fit_ood_score("gaussian", ID_TEXTS, features="input-length", name="length", fitted_on="toy train")
+    spec = detector.config.ood_fitted_scores["length"]
+    assert spec["features"]["encoder"] == "input-length" and spec["shapes"]["means"] == [1, 1]
+    assert detector.required_feature_keys("length") == ["input-length:-1"]
+    long_text = " ".join(["the movie was good"] * 200)  # far longer than the tokenizer's max length: still counts
+    scores = detector.compute_ood_scores(["a fun movie", long_text, "good"])
+    assert scores[1] > 10 * scores[0] and scores[2] > scores[0]
+    assert "how atypical an input's length is" in detector.build_model_card().content
+    detector.save_pretrained(tmp_path / "det")
+    loaded = OEClassifier.from_pretrained(tmp_path / "det")
+    np.testing.assert_array_equal(loaded.compute_ood_scores(["a fun movie", long_text, "good"]), scores)
+    with pytest.raises(ValueError, match="layer"):
+        detector.fit_ood_score("gaussian", ID_TEXTS, features="input-length", layer=2)
+
+
+def test_selection_averages_over_outlier_sources_and_never_sees_test_data(detector):
+    from oe_text.score_selection import fit_candidate_scores, select_ood_score, selection_table
+
+    sources = {"held-out auxiliary": OUTLIERS, "other": ["what is the capital of france ?"] * 3 + ["why ?"]}
+    candidates, halves = fit_candidate_scores(
+        detector, ["msp", "knn", "length", "combined_length"], ID_TEXTS, ID_LABELS, ID_TEXTS, sources, knn_k=2
+    )
+    assert candidates == ["msp", "knn", "length", "combined_length"]
+    assert detector.config.ood_fitted_scores["combined_length"]["components"] == ["msp", "knn_pretrained", "length"]
+    assert set(halves["outliers"]) == set(sources) and len(halves["validation"]) == len(ID_TEXTS) // 2
+    selection = select_ood_score(detector, candidates, halves["validation"], halves["outliers"])
+    per = selection["per_source"]
+    assert set(per) == set(sources) and selection["data"]["n_outliers"] == {"held-out auxiliary": 2, "other": 2}
+    for name, figures in selection["candidates"].items():
+        assert figures["fpr90"] == pytest.approx(
+            (per["held-out auxiliary"][name]["fpr90"] + per["other"][name]["fpr90"]) / 2
+        )
+    best = min(selection["candidates"].values(), key=lambda f: f["fpr90"])["fpr90"]
+    assert selection["candidates"][selection["chosen"]]["fpr90"] == best
+    assert detector.config.ood_score == selection["chosen"]
+    table = selection_table(selection)
+    assert "mean FPR90" in table and "FPR90 other" in table and f"**{selection['chosen']}** (chosen)" in table
+    with pytest.raises(ValueError, match="fewer than 2 texts"):
+        select_ood_score(detector, candidates, ID_TEXTS, {"empty": []})

@@ -182,3 +182,15 @@ def test_cli_train_evaluate_detect(mirror, tmp_path, capsys, monkeypatch):
     assert len(out_file.read_text().splitlines()) == 2
     with pytest.raises(SystemExit, match="does not exist"):
         cli_main(["detect", "--model", str(detector), "--input", str(tmp_path / "missing.txt")])
+
+
+def test_validation_outliers_default_to_the_other_id_presets(tmp_path):
+    out = ["--output_dir", str(tmp_path)]
+    assert parse_recipe_args("sst2", out)[0].validation_outliers == ["trec", "20ng"]
+    assert parse_recipe_args("trec", ["--model", "gru", *out])[0].validation_outliers == ["sst2", "20ng"]
+    assert parse_recipe_args("20ng", out)[0].validation_outliers == ["sst2", "trec"]
+    assert parse_recipe_args("sst2", ["--validation_outliers", "none", *out])[0].validation_outliers == []
+    with pytest.raises(ValueError, match="validation_outliers"):
+        RecipeArguments(dataset="trec", validation_outliers=["snli"])  # an OOD test set: never used to choose
+    with pytest.raises(ValueError, match="validation_outliers"):
+        RecipeArguments(dataset="trec", validation_outliers=["trec"])
