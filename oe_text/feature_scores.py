@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .scores import _lookup
+
 
 __all__ = [
     "FEATURE_SCORES",
@@ -473,8 +475,4 @@ FEATURE_SCORES: dict[str, type[FeatureScorer]] = {
 def make_feature_scorer(name: str, **kwargs) -> FeatureScorer:
     """A new, unfitted feature scorer by name (`"mahalanobis"`, `"knn"` or `"gaussian"`); `kwargs` go to its
     constructor."""
-    try:
-        cls = FEATURE_SCORES[name]
-    except KeyError:
-        raise ValueError(f"Unknown feature score {name!r}; known feature scores: {sorted(FEATURE_SCORES)}.") from None
-    return cls(**kwargs)
+    return _lookup(FEATURE_SCORES, name, "feature score", "feature scores")(**kwargs)

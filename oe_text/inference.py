@@ -4,11 +4,17 @@
 threads are serialised by a per-model lock (`evaluation_mode`), so each runs entirely in eval mode and the model's
 train/eval mode is restored exactly; calls on different models run in parallel. Training the same model in another
 thread while it is used for inference is not supported.
+
+**Processes.** Inside `distributed_inference()`, `predict_outputs` under an `accelerate launch` run splits its batches
+over the processes and gathers the logits and features on every process in the texts' order: the same batches and
+the same per-batch code as one process, so the outputs match a single-process run row for row. Every process must
+then make the same calls on the same texts (the recipes do: each process runs the same evaluation).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
@@ -126,6 +132,53 @@ def input_length_features(texts: Sequence[str]) -> np.ndarray:
     return np.log1p(np.array([len(t.split()) for t in texts], dtype=np.float64))[:, None].astype(np.float32)
 
 
+_DISTRIBUTED = contextvars.ContextVar("oe_text_distributed_inference", default=False)
+
+
+@contextlib.contextmanager
+def distributed_inference(enabled: bool = True) -> Iterator[None]:
+    """Within the block, `predict_outputs` (and so `detect`, `compute_ood_scores`, `fit_ood_score`,
+    `evaluate_ood`...) shares its batches among the processes of a `torch.distributed` run (`accelerate launch`).
+
+    Every process must make the same `predict_outputs` calls, on the same texts, in the same order: each call gathers
+    from all processes, so a call made by one process only waits forever. Without an initialised process group, or
+    with one process, nothing changes. The setting is per thread (a `contextvars` variable).
+
+    Args:
+        enabled (`bool`, *optional*, defaults to `True`): `False` turns sharding off inside an enclosing block.
+    """
+    token = _DISTRIBUTED.set(enabled)
+    try:
+        yield
+    finally:
+        _DISTRIBUTED.reset(token)
+
+
+def _process_group() -> tuple[int, int]:
+    """`(rank, world_size)` that `predict_outputs` shards over: `(0, 1)` outside `distributed_inference()`."""
+    if _DISTRIBUTED.get() and torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _batch_outputs(model, inputs: dict[str, torch.Tensor], feature_keys: list[str]):
+    """Logits and `{key: features}` of one tokenized batch, from one forward pass, as float32 CPU tensors.
+
+    `model.logits_and_features(**inputs, feature_keys=...)` when the model defines it (as `OEClassifier` does); else
+    the model's output, with `"fine-tuned:-1"` features taken as the first token of the last hidden state.
+    """
+    if hasattr(model, "logits_and_features"):
+        logits, feats = model.logits_and_features(**inputs, feature_keys=feature_keys)
+    else:
+        unknown = [k for k in feature_keys if k != "fine-tuned:-1"]
+        if unknown:
+            raise ValueError(f"{type(model).__name__} only provides 'fine-tuned:-1' features, not {unknown}.")
+        out = model(**inputs, output_hidden_states=bool(feature_keys))
+        logits = out.logits
+        feats = {key: out.hidden_states[-1][:, 0] for key in feature_keys}
+    return logits.float().cpu(), {key: feats[key].float().cpu() for key in feature_keys}
+
+
 @torch.no_grad()
 def predict_outputs(
     model,
@@ -144,6 +197,9 @@ def predict_outputs(
     `model.logits_and_features(**inputs, feature_keys=...)` when the model defines it (as `OEClassifier` does); else
     the model's output, with `"fine-tuned:-1"` features taken as the first token of the last hidden state.
 
+    Inside `distributed_inference()` under several processes, process `r` of `N` runs batches `r, r + N, ...` and
+    every process returns all rows (gathered), as one process would.
+
     Args:
         model: a sequence classifier.
         tokenizer: its tokenizer.
@@ -151,7 +207,8 @@ def predict_outputs(
         feature_keys (sequence of `str`, *optional*): features to return (`oe_text.detection.feature_key`).
         batch_size (`int`, *optional*, defaults to 64): texts per forward pass.
         max_length (`int`, *optional*): truncation length.
-        progress (`bool` or `str`, *optional*): show a progress bar (a string names it).
+        progress (`bool` or `str`, *optional*): show a progress bar (a string names it; only the first process
+            shows it).
 
     Returns:
         `(logits, features)`: float32 `np.ndarray` of shape `(n, num_labels)` and `{key: np.ndarray (n, d)}`.
@@ -164,30 +221,25 @@ def predict_outputs(
     lengths = {key: input_length_features(texts) for key in feature_keys if key == INPUT_LENGTH_KEY}
     feature_keys = [key for key in feature_keys if key not in lengths]
     limit = resolve_max_length(model, tokenizer, max_length)
-    order, batches = length_sorted_batches([len(t) for t in texts], batch_size, progress)
-    logits_out: list[torch.Tensor] = []
-    feats_out: dict[str, list[torch.Tensor]] = {key: [] for key in feature_keys}
+    rank, world_size = _process_group()
+    order, batches = length_sorted_batches([len(t) for t in texts], batch_size, progress if rank == 0 else False)
+    done: list[tuple[int, np.ndarray, dict[str, np.ndarray]]] = []
     with evaluation_mode(model):
         device = next(model.parameters()).device
-        for idx in batches:
+        for number, idx in enumerate(batches):
+            if number % world_size != rank:
+                continue
             batch = [texts[i] for i in idx]
             enc = tokenizer(batch, padding=True, truncation=limit is not None, max_length=limit, return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items()}
-            if hasattr(model, "logits_and_features"):
-                logits, feats = model.logits_and_features(**enc, feature_keys=feature_keys)
-            else:
-                unknown = [k for k in feature_keys if k != "fine-tuned:-1"]
-                if unknown:
-                    raise ValueError(f"{type(model).__name__} only provides 'fine-tuned:-1' features, not {unknown}.")
-                out = model(**enc, output_hidden_states=bool(feature_keys))
-                logits = out.logits
-                feats = {key: out.hidden_states[-1][:, 0] for key in feature_keys}
-            logits_out.append(logits.float().cpu())
-            for key in feature_keys:
-                feats_out[key].append(feats[key].float().cpu())
+            logits, feats = _batch_outputs(model, {k: v.to(device) for k, v in enc.items()}, feature_keys)
+            done.append((number, logits.numpy(), {key: f.numpy() for key, f in feats.items()}))
+    if world_size > 1:
+        gathered: list = [None] * world_size
+        torch.distributed.all_gather_object(gathered, done)
+        done = sorted((item for part in gathered for item in part), key=lambda item: item[0])
     inverse = np.argsort(order, kind="stable")  # back to the texts' order
-    features = {key: torch.cat(chunks).numpy()[inverse] for key, chunks in feats_out.items()}
-    return torch.cat(logits_out).numpy()[inverse], {**features, **lengths}
+    features = {key: np.concatenate([item[2][key] for item in done])[inverse] for key in feature_keys}
+    return np.concatenate([item[1] for item in done])[inverse], {**features, **lengths}
 
 
 def predict_logits(
@@ -214,9 +266,10 @@ def predict_logits(
 def trainer_logits(trainer, dataset, dtype=np.float32) -> tuple[np.ndarray, np.ndarray | None]:
     """Logits of `trainer.model` on a prepared dataset (tokenized texts or transformed images) with `Trainer.predict`.
 
-    The multi-process path of the recipes, text and image alike: under `accelerate launch` the dataset is sharded
-    over the processes and the logits are gathered on every process in the dataset's order (the padding of the last
-    shard removed). Single-process inference on raw texts is `predict_outputs`.
+    The multi-process path of the recipes' logit scores, text and image alike: under `accelerate launch` the dataset
+    is sharded over the processes and the logits are gathered on every process in the dataset's order (the padding of
+    the last shard removed). Logits and features of raw texts, in one process or sharded over several
+    (`distributed_inference`), are `predict_outputs`.
 
     Args:
         trainer (`transformers.Trainer`): the trainer holding the model.

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .losses import causal_lm_labels, token_log_likelihoods
+from .scores import _lookup, _register
 
 
 def _as_batch(logits, input_ids, attention_mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -149,17 +150,12 @@ LM_SCORES: dict[str, Callable[..., np.ndarray]] = {
 
 def register_lm_score(name: str, fn: Callable[..., np.ndarray]) -> None:
     """Register a custom LM score `fn(logits, input_ids, attention_mask, temperature=1.0, num_characters=None)`."""
-    if not callable(fn):
-        raise TypeError(f"LM score {name!r} must be callable, got {type(fn).__name__}.")
-    LM_SCORES[name] = fn
+    _register(LM_SCORES, name, fn, "LM score")
 
 
 def get_lm_score_fn(name: str) -> Callable[..., np.ndarray]:
     """Look up a language-model score by name; the error lists the known names."""
-    try:
-        return LM_SCORES[name]
-    except KeyError:
-        raise ValueError(f"Unknown language-model OOD score {name!r}; known: {sorted(LM_SCORES)}.") from None
+    return _lookup(LM_SCORES, name, "language-model OOD score", "language-model scores")
 
 
 def compute_lm_score(

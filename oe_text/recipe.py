@@ -12,7 +12,8 @@
    and model card) in `output_dir/detector`; optionally push it to the Hub.
 
 Everything runs under `accelerate launch` with one or several processes: training is data-parallel, logits are
-computed with `Trainer.predict` (sharded over processes, gathered in order), and the main process writes the reports.
+computed with `Trainer.predict` (sharded over processes, gathered in order), features and fitted scores with
+`oe_text.inference.predict_outputs` sharing its batches among the processes, and the main process writes the reports.
 Each process draws `--per_device_train_batch_size` examples per step, so N processes train with an N times larger
 global batch and N times fewer steps than one process (the run logs the global batch). To match a single-process run,
 divide `--per_device_train_batch_size` by N. Pass `--num_processes N --num_machines 1 --mixed_precision no
@@ -50,7 +51,7 @@ from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_
 from .feature_scores import FEATURE_SCORES
 from .folders import remove_empty_folders
 from .hub import remote_code_kwargs, resolve_hub_id
-from .inference import trainer_logits
+from .inference import distributed_inference, trainer_logits
 from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
 from .reporting import budget_warnings, global_batch_note, report_unavailable
@@ -481,8 +482,8 @@ def _evaluate(
     max_length: int,
     scores: list[str] | None = None,
 ) -> OODResults:
-    """Evaluate the trained model: sharded `Trainer.predict` for logit scores; feature scores (and the detector's
-    fitted scores) in one process."""
+    """Evaluate the trained model: sharded `Trainer.predict` for logit scores; with feature scores (or the detector's
+    fitted scores), `evaluate_ood`, whose inference shares its batches among the processes."""
     scores = list(scores or recipe_args.scores)
     feature_scores = [s for s in scores if s not in LOGIT_SCORES]
     seed = trainer.args.seed
@@ -494,18 +495,19 @@ def _evaluate(
         max_ood_samples=recipe_args.max_ood_samples,
     )
     if feature_scores:
-        # Feature-space scores need penultimate features, which Trainer.predict does not return.
+        # Feature-space scores need features, which Trainer.predict does not return.
         model = trainer.accelerator.unwrap_model(trainer.model)
-        return evaluate_ood(
-            model,
-            tokenizer,
-            test,
-            ood,
-            batch_size=trainer.args.per_device_eval_batch_size,
-            max_length=max_length,
-            feature_fit_dataset=train,
-            **common,
-        )
+        with distributed_inference():
+            return evaluate_ood(
+                model,
+                tokenizer,
+                test,
+                ood,
+                batch_size=trainer.args.per_device_eval_batch_size,
+                max_length=max_length,
+                feature_fit_dataset=train,
+                **common,
+            )
     plan = plan_ood_subsets(
         len(test),
         {name: len(ds) for name, ds in ood.items()},
@@ -737,32 +739,34 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     reported = [s for s in recipe_args.scores if s not in LOGIT_SCORES and is_candidate(s)]
     fitted: list[str] = []
     if candidates or reported:
-        fitted, halves = fit_candidate_scores(
-            detector,
-            list(dict.fromkeys([*candidates, *reported])),
-            data["train"]["text"],
-            data["train"]["label"],
-            validation["text"],
-            validation_outliers,
-            seed=training_args.seed,
-            knn_k=recipe_args.knn_k,
-            batch_size=eval_batch,
-            training_data=f"{id_name} train",
-        )
+        with distributed_inference():  # every process fits the same scores: their inference is shared
+            fitted, halves = fit_candidate_scores(
+                detector,
+                list(dict.fromkeys([*candidates, *reported])),
+                data["train"]["text"],
+                data["train"]["label"],
+                validation["text"],
+                validation_outliers,
+                seed=training_args.seed,
+                knn_k=recipe_args.knn_k,
+                batch_size=eval_batch,
+                training_data=f"{id_name} train",
+            )
         candidates = [c for c in candidates if c in fitted]
     if candidates:
-        selection = select_ood_score(
-            detector,
-            candidates,
-            halves["validation"],
-            halves["outliers"],
-            batch_size=eval_batch,
-            description={
-                "validation": f"{id_name} validation (second half)",
-                "outliers": "second half of each source: held-out auxiliary sentences (never trained on) and "
-                "the --validation_outliers sources (train texts of datasets no training or test set uses)",
-            },
-        )
+        with distributed_inference():
+            selection = select_ood_score(
+                detector,
+                candidates,
+                halves["validation"],
+                halves["outliers"],
+                batch_size=eval_batch,
+                description={
+                    "validation": f"{id_name} validation (second half)",
+                    "outliers": "second half of each source: held-out auxiliary sentences (never trained on) and "
+                    "the --validation_outliers sources (train texts of datasets no training or test set uses)",
+                },
+            )
         logger.warning(
             f"Detector score chosen on ID validation vs validation outliers (no OOD test data):\n"
             f"{selection_table(selection)}\nChosen: {selection['chosen']}"
@@ -784,7 +788,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     if chosen in LOGIT_SCORES:
         val_scores = compute_score(chosen, _predict(oe_trainer, validation["text"], tokenizer, max_length))
     else:
-        val_scores = detector.compute_ood_scores(validation["text"], batch_size=eval_batch, max_length=max_length)
+        with distributed_inference():
+            val_scores = detector.compute_ood_scores(validation["text"], batch_size=eval_batch, max_length=max_length)
     threshold = detector.calibrate_threshold(
         val_scores,
         tpr=recipe_args.calibration_tpr,

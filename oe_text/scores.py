@@ -7,7 +7,8 @@ numpy array of shape `(n,)`. Feature-space scores that need fitting on in-distri
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -133,17 +134,30 @@ def register_score(name: str, fn: Callable[..., np.ndarray]) -> None:
         name (`str`): the name used in `compute_score` and `evaluate_ood(scores=...)`.
         fn (`Callable`): the score function.
     """
-    if not callable(fn):
-        raise TypeError(f"score {name!r} must be callable, got {type(fn).__name__}.")
-    LOGIT_SCORES[name] = fn
+    _register(LOGIT_SCORES, name, fn, "score")
 
 
 def get_score_fn(name: str) -> Callable[..., np.ndarray]:
     """Look up a logit score by name; the error lists the known names."""
+    return _lookup(LOGIT_SCORES, name, "OOD score", "logit scores")
+
+
+_T = TypeVar("_T")
+
+
+def _register(registry: dict[str, Callable], name: str, fn: Callable, kind: str) -> None:
+    """`registry[name] = fn` for a callable `fn` (the score registries of logits and language models)."""
+    if not callable(fn):
+        raise TypeError(f"{kind} {name!r} must be callable, got {type(fn).__name__}.")
+    registry[name] = fn
+
+
+def _lookup(registry: Mapping[str, _T], name: str, kind: str, known: str) -> _T:
+    """`registry[name]`, or a `ValueError` that names the `kind` of score and lists the `known` names."""
     try:
-        return LOGIT_SCORES[name]
+        return registry[name]
     except KeyError:
-        raise ValueError(f"Unknown OOD score {name!r}; known logit scores: {sorted(LOGIT_SCORES)}.") from None
+        raise ValueError(f"Unknown {kind} {name!r}; known {known}: {sorted(registry)}.") from None
 
 
 def compute_score(name: str, logits, temperature: float = 1.0) -> np.ndarray:

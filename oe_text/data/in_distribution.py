@@ -75,15 +75,17 @@ class IDPreset:
         return self.source.hub_id
 
 
+def _setfit(name: str, repo: str, description: str, **kwargs) -> IDPreset:
+    """A SetFit dataset (`SetFit/<repo>`): `text`, integer `label` and each label's name in `label_text`."""
+    return IDPreset(name, HubSource(f"SetFit/{repo}"), "text", {"fine": "label"}, description, "label_text", **kwargs)
+
+
 ID_PRESETS: dict[str, IDPreset] = {
-    "sst2": IDPreset(
-        name="sst2",
-        source=HubSource("SetFit/sst2"),
-        text_column="text",
-        label_columns={"fine": "label"},
-        label_names_column="label_text",
+    "sst2": _setfit(
+        "sst2",
+        "sst2",
+        "Binary SST (the paper's SST-2: 6920/872/1821 sentences, lower-cased, labelled test).",
         validation_split="validation",
-        description="Binary SST (the paper's SST-2: 6920/872/1821 sentences, lower-cased, labelled test).",
     ),
     "glue-sst2": IDPreset(
         name="glue-sst2",
@@ -103,16 +105,11 @@ ID_PRESETS: dict[str, IDPreset] = {
         label_columns={"fine": "fine_label", "coarse": "coarse_label"},
         description="TREC question classification, 50 fine labels as in the paper (6 coarse on request).",
     ),
-    "20ng": IDPreset(
-        name="20ng",
-        source=HubSource("SetFit/20_newsgroups"),
-        text_column="text",
-        label_columns={"fine": "label"},
-        label_names_column="label_text",
+    "20ng": _setfit(
+        "20ng",
+        "20_newsgroups",
+        "20 Newsgroups (bydate, headers/footers/quotes removed); posts left empty by that removal are dropped.",
         drop_empty=True,
-        description=(
-            "20 Newsgroups (bydate, headers/footers/quotes removed); posts left empty by that removal are dropped."
-        ),
     ),
 }
 

@@ -63,25 +63,23 @@ class OutlierPreset:
         return self.source.hub_id
 
 
+def _wikitext(name: str, config: str, description: str) -> OutlierPreset:
+    """A WikiText release (`config` of Salesforce/wikitext) split into sentences; the paper used its train split."""
+    source = HubSource("Salesforce/wikitext", config=config)
+    return OutlierPreset(name, source, "text", split_sentences=True, paper_split="train", description=description)
+
+
 OUTLIER_PRESETS: dict[str, OutlierPreset] = {
-    "wikitext2": OutlierPreset(
-        name="wikitext2",
-        source=HubSource("Salesforce/wikitext", config="wikitext-2-v1"),
-        text_column="text",
-        split_sentences=True,
-        paper_split="train",
-        description=(
-            "WikiText-2 split into sentences as in the paper (default config wikitext-2-v1, the tokenised release "
-            "with <unk> that the paper's torchtext loader used; wikitext-2-raw-v1 on request)."
-        ),
+    "wikitext2": _wikitext(
+        "wikitext2",
+        "wikitext-2-v1",
+        "WikiText-2 split into sentences as in the paper (default config wikitext-2-v1, the tokenised release with "
+        "<unk> that the paper's torchtext loader used; wikitext-2-raw-v1 on request).",
     ),
-    "wikitext103": OutlierPreset(
-        name="wikitext103",
-        source=HubSource("Salesforce/wikitext", config="wikitext-103-v1"),
-        text_column="text",
-        split_sentences=True,
-        paper_split="train",
-        description="WikiText-103 split into sentences the same way (default config wikitext-103-v1).",
+    "wikitext103": _wikitext(
+        "wikitext103",
+        "wikitext-103-v1",
+        "WikiText-103 split into sentences the same way (default config wikitext-103-v1).",
     ),
 }
 
