@@ -35,6 +35,7 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
         "describe_ood_score",
     ],
     "evaluation": [
+        "OODProtocol",
         "OODResults",
         "OODSubsetPlan",
         "compare_results",
@@ -108,6 +109,7 @@ __all__ = [
     "OETrainingArguments",
     "OODDetectorConfig",
     "OODDetectorMixin",
+    "OODProtocol",
     "OODResults",
     "OODScoreState",
     "OODSubsetPlan",
@@ -212,6 +214,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         describe_ood_score,
     )
     from .evaluation import (
+        OODProtocol,
         OODResults,
         OODSubsetPlan,
         compare_results,

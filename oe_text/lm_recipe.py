@@ -52,7 +52,7 @@ from transformers.utils import logging
 from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets, load_outlier_dataset
 from .data._loading import HubSource, is_local_path, load_local_file, load_source_split
 from .data.in_distribution import ID_PRESETS
-from .evaluation import OODResults, compare_results, evaluate_ood_from_scores, plan_ood_subsets
+from .evaluation import OODResults, compare_results, evaluate_ood_from_scores
 from .hub import load_hub_dataset, remote_code_kwargs, resolve_hub_id
 from .lm_scores import LM_SCORES
 from .metrics import auroc
@@ -64,6 +64,7 @@ from .modeling_lm import (
     ensure_pad_token,
     score_texts_with_lm,
 )
+from .ood_protocol import OODProtocol
 from .tokenization import train_sentencepiece_tokenizer
 from .trainer import OETrainer
 from .training_args import OETrainingArguments
@@ -198,6 +199,10 @@ class LMRecipeArguments:
     @property
     def from_scratch(self) -> bool:
         return self.model == SCRATCH_MODEL
+
+    def ood_protocol(self, seed: int) -> OODProtocol:
+        """The evaluation protocol of this run (`--protocol`, `--max_ood_samples`, the run's seed)."""
+        return OODProtocol(protocol=self.protocol, seed=seed, max_ood_samples=self.max_ood_samples)
 
 
 def parse_lm_recipe_args(args: list[str] | None = None) -> tuple[LMRecipeArguments, OETrainingArguments]:
@@ -372,8 +377,7 @@ def _evaluate(model, tokenizer, recipe_args, training_args, test_texts, ood, una
         {s: id_scores[s] for s in recipe_args.scores},
         {name: {s: v[s] for s in recipe_args.scores} for name, v in ood_scores.items()},
         plan=plan,
-        protocol=recipe_args.protocol,
-        seed=training_args.seed,
+        protocol=recipe_args.ood_protocol(training_args.seed),
         unavailable=unavailable,
     )
     paradox = {name: likelihood_paradox(id_scores["nll"], v["nll"]) for name, v in ood_scores.items()}
@@ -473,13 +477,7 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
             max_samples=recipe_args.auxiliary_max_samples,
         )
     outliers = _encoded(outlier_text, tokenizer, max_length)
-    plan = plan_ood_subsets(
-        len(test),
-        {name: len(ds) for name, ds in ood.items()},
-        protocol=recipe_args.protocol,
-        seed=training_args.seed,
-        max_ood_samples=recipe_args.max_ood_samples,
-    )
+    plan = recipe_args.ood_protocol(training_args.seed).plan(len(test), {name: len(ds) for name, ds in ood.items()})
     timings["data"] = time.perf_counter() - start
 
     # ---- 1. baseline language model, 2. Outlier Exposure fine-tuning from it

@@ -46,13 +46,14 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .defaults import DEFAULT_SEED
-from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
+from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits
 from .feature_scores import FEATURE_SCORES
 from .folders import remove_empty_folders
 from .hub import remote_code_kwargs, resolve_hub_id
 from .inference import trainer_logits
 from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
+from .ood_protocol import PROTOCOLS, OODProtocol
 from .reporting import budget_warnings, global_batch_note, report_unavailable
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
@@ -263,7 +264,7 @@ class RecipeArguments:
     def __post_init__(self):
         if self.oe_mode not in ("finetune", "scratch"):
             raise ValueError(f"`oe_mode` must be 'finetune' or 'scratch', got {self.oe_mode!r}.")
-        if self.protocol not in ("paper", "full"):
+        if self.protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be 'paper' or 'full', got {self.protocol!r}.")
         if not 0 < self.calibration_tpr <= 1:
             raise ValueError(f"`calibration_tpr` must be in (0, 1], got {self.calibration_tpr}.")
@@ -288,6 +289,10 @@ class RecipeArguments:
     @property
     def is_rnn(self) -> bool:
         return self.model.lower() in RNN_MODELS
+
+    def ood_protocol(self, seed: int) -> OODProtocol:
+        """The evaluation protocol of this run (`--protocol`, `--max_ood_samples`, the run's seed)."""
+        return OODProtocol(protocol=self.protocol, seed=seed, max_ood_samples=self.max_ood_samples)
 
 
 def recipe_defaults(model: str, dataset: str) -> dict[str, Any]:
@@ -463,14 +468,8 @@ def _evaluate(
     fitted scores) in one process."""
     scores = list(scores or recipe_args.scores)
     feature_scores = [s for s in scores if s not in LOGIT_SCORES]
-    seed = trainer.args.seed
-    common = dict(
-        scores=scores,
-        protocol=recipe_args.protocol,
-        seed=seed,
-        unavailable=unavailable,
-        max_ood_samples=recipe_args.max_ood_samples,
-    )
+    protocol = recipe_args.ood_protocol(trainer.args.seed)
+    common = dict(scores=scores, protocol=protocol, unavailable=unavailable)
     if feature_scores:
         # Feature-space scores need penultimate features, which Trainer.predict does not return.
         model = trainer.accelerator.unwrap_model(trainer.model)
@@ -484,13 +483,7 @@ def _evaluate(
             feature_fit_dataset=train,
             **common,
         )
-    plan = plan_ood_subsets(
-        len(test),
-        {name: len(ds) for name, ds in ood.items()},
-        protocol=recipe_args.protocol,
-        seed=seed,
-        max_ood_samples=recipe_args.max_ood_samples,
-    )
+    plan = protocol.plan(len(test), {name: len(ds) for name, ds in ood.items()})
     id_logits = _predict(trainer, test["text"], tokenizer, max_length)
     ood_logits = {
         name: _predict(trainer, ds.select(plan.indices_to_score(name))["text"], tokenizer, max_length)
@@ -620,10 +613,8 @@ def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments)
     evaluation = {
         "dataset": recipe_args.dataset,
         "label_granularity": recipe_args.label_granularity,
-        "protocol": recipe_args.protocol,
-        "seed": training_args.seed,
+        **recipe_args.ood_protocol(training_args.seed).settings(),
         "max_eval_samples": recipe_args.max_eval_samples,
-        "max_ood_samples": recipe_args.max_ood_samples,
         "max_length": max_length,
         "ood_datasets": list(recipe_args.ood_datasets),
         "normalization": dataclasses.asdict(normalization),

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -34,9 +33,10 @@ import torch.nn.functional as F
 from transformers import set_seed
 from transformers.utils import logging
 
-from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits, plan_ood_subsets
+from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits
 from ..folders import remove_empty_folders
 from ..inference import trainer_logits
+from ..ood_protocol import OODProtocol
 from ..reporting import budget_warnings, global_batch_note, markdown_table, report_unavailable
 from ..trainer import OETrainer
 from ..training_args import OETrainingArguments, parse_args_with_defaults
@@ -205,6 +205,16 @@ class VisionRecipeArguments:
         if self.num_subsets < 1 or not self.ood_to_id_ratio > 0:
             raise ValueError("--num_subsets must be >= 1 and --ood_to_id_ratio > 0.")
 
+    def ood_protocol(self, seed: int) -> OODProtocol:
+        """The paper's vision protocol with this run's subsets and ratio: FPR at 95% TPR first, as the paper."""
+        return OODProtocol(
+            num_subsets=self.num_subsets,
+            ood_to_id_ratio=self.ood_to_id_ratio,
+            seed=seed,
+            fpr_tprs=(0.95,),
+            recall_level=0.95,
+        )
+
 
 def _vision_defaults(known) -> dict[str, Any]:
     """The recipe's training defaults, with those of the `--dataset` preset (`PRESET_TRAINING_KEYS`) on top."""
@@ -306,7 +316,7 @@ def _ood_split(name: str) -> str:
 def _load_ood_sets(args: VisionRecipeArguments, n_id: int, seed: int, transform: ImageTransform):
     """OOD sets by name (synthetic ones generated to the protocol's size), and the ones that could not be loaded."""
     spec = get_dataset_spec(args.dataset)
-    per_subset = max(1, math.floor(args.ood_to_id_ratio * n_id + 1e-9))
+    per_subset = args.ood_protocol(seed).subset_size(n_id)
     sets: dict[str, ImageDataset] = {}
     unavailable: dict[str, str] = {}
     for name in args.ood_datasets:
@@ -353,27 +363,17 @@ def evaluate_image_detector(
         `validation_logits` and `validation_labels`.
     """
     id_logits, id_labels = _predict(trainer, id_test)
-    plan = plan_ood_subsets(
-        len(id_test),
-        {name: len(ds) for name, ds in ood_sets.items()},
-        protocol="paper",
-        num_subsets=args.num_subsets,
-        ood_to_id_ratio=args.ood_to_id_ratio,
-        seed=seed,
-    )
+    protocol = args.ood_protocol(seed)
+    plan = protocol.plan(len(id_test), {name: len(ds) for name, ds in ood_sets.items()})
     ood_logits = {
         name: _predict(trainer, ds.select(plan.indices_to_score(name), name=name))[0] for name, ds in ood_sets.items()
     }
     common = dict(
         id_labels=id_labels,
         scores=args.scores,
-        fpr_tprs=(0.95,),
-        recall_level=0.95,
+        protocol=protocol,
         plan=plan,
         unavailable=unavailable,
-        num_subsets=args.num_subsets,
-        ood_to_id_ratio=args.ood_to_id_ratio,
-        seed=seed,
     )
     detection = evaluate_ood_from_logits(id_logits, ood_logits, calibration=False, **common)
     val_logits = val_labels = None
@@ -599,11 +599,8 @@ def _save_outputs(out_dir: Path, runs: dict, args: VisionRecipeArguments, traini
             flagged=(detection.set_threshold(score, threshold)["flagged"] or None) if threshold is not None else None,
             evaluation={
                 "dataset": args.dataset,
-                "protocol": "paper",
-                "num_subsets": args.num_subsets,
-                "ood_to_id_ratio": args.ood_to_id_ratio,
+                **args.ood_protocol(training_args.seed).settings(),
                 "max_eval_samples": args.max_test_samples,
-                "seed": training_args.seed,
                 "ood_datasets": list(args.ood_datasets),
             },
             # The baseline's budget is its own training; the OE detector's is the fine-tune (on top of the baseline).
