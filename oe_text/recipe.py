@@ -2,7 +2,8 @@
 
 `recipes/sst2_oe.py`, `recipes/trec_oe.py`, `recipes/newsgroups_oe.py` and `oe-text train` are thin wrappers over
 `parse_recipe_args` + `run_recipe`, which runs `TextRecipe`: the shared flow of `oe_text.recipe_flow.OERecipe` with
-the text hooks (data, tokenizer, models, score selection, reports). The procedure (Hendrycks et al. 2019, Section 4.2 and its NLP code):
+the text hooks (data, tokenizer, models, score selection, reports). The procedure (Hendrycks et al. 2019, Section
+4.2 and its NLP code):
 
 1. train the baseline classifier (cross-entropy only);
 2. Outlier Exposure: fine-tune the baseline with `CE + oe_weight * OE-term` (the paper's default), or train a fresh
