@@ -214,29 +214,18 @@ def gru_tokenizer(train_texts: Sequence[str], vocab_size: int = 10_000, max_leng
     )
 
 
-def tokenize_column(dataset, tokenizer, max_length: int, keep: Sequence[str] = ("label",)):
-    """The recipe's tokenization (`oe_text.recipe.tokenize_dataset`)."""
-    from oe_text.recipe import tokenize_dataset
-
-    return tokenize_dataset(dataset, tokenizer, max_length, keep=tuple(keep))
-
-
 def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int):
     """The ID test set (a seeded sample of `max_eval_samples`), every OOD preset, and WikiText-2 validation+test
-    outliers without the sentences that occur in those test sets; as the recipe builds them.
+    outliers without the sentences that occur in those test sets: the recipe's own loading with its defaults
+    (`oe_text.recipe.load_ood_and_outliers`).
 
     Returns:
         `(test, ood, unavailable, outliers)`.
     """
-    from oe_text.data import load_ood_datasets, load_outlier_dataset
+    from oe_text.recipe import RecipeArguments, load_ood_and_outliers
+    from oe_text.recipe_flow import cap_eval_splits
 
     if max_eval_samples and max_eval_samples < len(test):
-        test = test.shuffle(seed=seed).select(range(max_eval_samples))
-    ood, unavailable = load_ood_datasets(normalization=normalization)
-    outliers = load_outlier_dataset(
-        "wikitext2",
-        split="validation+test",
-        exclude_texts=[*test["text"], *(t for ds in ood.values() for t in ds["text"])],
-        normalization=normalization,
-    )
+        test, _ = cap_eval_splits(test, None, max_eval_samples, seed)
+    ood, unavailable, outliers = load_ood_and_outliers(RecipeArguments(), test, normalization)
     return test, ood, unavailable, outliers

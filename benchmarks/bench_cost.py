@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import MINILM_ID, RSSSampler, gru_tokenizer, md_table, print_header, set_threads, sync, tokenize_column
+from _common import MINILM_ID, RSSSampler, gru_tokenizer, md_table, print_header, set_threads, sync
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
@@ -56,7 +56,7 @@ from oe_text import OETrainer, OETrainingArguments
 from oe_text.data import load_id_dataset, load_outlier_dataset
 from oe_text.modeling_oe import OEClassifier
 from oe_text.outlier_stream import length_buckets
-from oe_text.recipe import parse_recipe_args
+from oe_text.recipe import parse_recipe_args, tokenize_dataset
 from oe_text.trainer import truncate_outliers
 
 
@@ -111,8 +111,8 @@ def build_setup(kind: str, args) -> Setup:
         batch_size, learning_rate = args.minilm_batch_size, 5e-5
     if recipe_args is not None:
         batch_size, learning_rate = recipe_args.per_device_train_batch_size, recipe_args.learning_rate
-    id_train = tokenize_column(data["train"], tokenizer, max_length)
-    outliers = tokenize_column(
+    id_train = tokenize_dataset(data["train"], tokenizer, max_length)
+    outliers = tokenize_dataset(
         load_outlier_dataset("wikitext2", split="validation+test"), tokenizer, max_length, keep=()
     )
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

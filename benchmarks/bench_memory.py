@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import gru_tokenizer, md_table, peak_rss_mib, print_header, set_threads, tokenize_column
+from _common import gru_tokenizer, md_table, peak_rss_mib, print_header, set_threads
 
 
 def child(args) -> dict:
@@ -36,12 +36,13 @@ def child(args) -> dict:
     from oe_text import OETrainer, OETrainingArguments
     from oe_text.data import load_id_dataset, load_outlier_dataset
     from oe_text.modeling_oe import OEClassifier
+    from oe_text.recipe import tokenize_dataset
 
     set_threads(args.threads)
     start = time.time()
     sst2 = load_id_dataset("sst2")
     tokenizer = gru_tokenizer(sst2["train"]["text"], max_length=64)
-    train = tokenize_column(sst2["train"], tokenizer, 64)
+    train = tokenize_dataset(sst2["train"], tokenizer, 64)
     sentences = list(load_outlier_dataset("wikitext2", split="validation+test")["text"])
     n_corpus = len(sentences) * args.scale
     if args.mode == "streamed":

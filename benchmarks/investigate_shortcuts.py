@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import evaluation_data, md_table, print_header, set_threads, tokenize_column
+from _common import evaluation_data, md_table, print_header, set_threads
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, set_seed
 
@@ -37,7 +37,7 @@ from oe_text import OETrainer, OETrainingArguments
 from oe_text.data import TextNormalization, load_id_dataset
 from oe_text.evaluation import OODResults, compare_results, evaluate_ood
 from oe_text.modeling_oe import OEClassifier
-from oe_text.recipe import recipe_defaults
+from oe_text.recipe import recipe_defaults, tokenize_dataset
 from oe_text.tokenization import train_sentencepiece_tokenizer
 
 
@@ -128,7 +128,7 @@ def main() -> None:
         print(f"Share of `<unk>` tokens (first {max_length} words of each text):\n")
         print(md_table(["texts", "<unk> tokens, %"], rows) + "\n", flush=True)
 
-    train = tokenize_column(data["train"], tokenizer, max_length)
+    train = tokenize_dataset(data["train"], tokenizer, max_length)
     label_names = data["train"].features["label"].names
     set_seed(args.seed)  # seeded construction: the initial weights depend on the seed only
     model = OEClassifier.from_rnn("gru", tokenizer=tokenizer, id2label=label_names)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import MINILM_ID, evaluation_data, md_table, print_header, set_threads, tokenize_column
+from _common import MINILM_ID, evaluation_data, md_table, print_header, set_threads
 from transformers import set_seed
 
 from oe_text import OETrainer, OETrainingArguments
@@ -32,37 +32,31 @@ from oe_text.data import TextNormalization, load_id_dataset
 from oe_text.defaults import DEFAULT_SEED
 from oe_text.evaluation import OODResults, compare_results, evaluate_ood
 from oe_text.modeling_oe import OEClassifier
-from oe_text.recipe import COMMON_TRAINING_DEFAULTS, TRANSFORMER_TRAINING_DEFAULTS
+from oe_text.recipe import TRANSFORMER_TRAINING_DEFAULTS, parse_recipe_args, tokenize_dataset
+from oe_text.recipe_flow import phase_args
 
 
 LOGIT_SCORES = ["msp", "max_logit", "energy"]
 FEATURE_SCORES = ["mahalanobis", "knn"]
 
 
+def recipe_training_args(args, output_dir: str) -> OETrainingArguments:
+    """The SST-2 MiniLM recipe's training arguments (`oe_text.recipe.parse_recipe_args`: schedule, warm-up, weight
+    decay, length grouping and bucketed outliers) with this benchmark's budget on top."""
+    cli = [
+        "--model", MINILM_ID, "--output_dir", output_dir, "--per_device_train_batch_size", str(args.batch_size),
+        "--num_train_epochs", str(args.epochs), "--learning_rate", str(args.learning_rate),
+        "--oe_max_length", str(args.max_length), "--seed", str(args.seed), "--logging_steps", "10",
+        "--disable_tqdm", "true", "--use_cpu", str(args.device == "cpu").lower(),
+    ]  # fmt: skip
+    return parse_recipe_args("sst2", cli)[1]
+
+
 def train(
     model, train_set, outliers, tokenizer, args, output_dir: str, oe_weight: float = 0.0, oe_loss: str = "uniform"
 ) -> float:
     """Fine-tune `model` in place with `OETrainer` (no OE when `oe_weight` is 0); return the wall time."""
-    training_args = OETrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=args.batch_size,
-        num_train_epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        # The recipe's encoder fine-tuning settings (schedule, warm-up, weight decay, length grouping).
-        lr_scheduler_type=TRANSFORMER_TRAINING_DEFAULTS["lr_scheduler_type"],
-        warmup_steps=TRANSFORMER_TRAINING_DEFAULTS["warmup_steps"],
-        weight_decay=TRANSFORMER_TRAINING_DEFAULTS["weight_decay"],
-        train_sampling_strategy=COMMON_TRAINING_DEFAULTS["train_sampling_strategy"],
-        oe_max_length=args.max_length,
-        oe_weight=oe_weight,
-        oe_loss=oe_loss,
-        logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=args.device == "cpu",
-        seed=args.seed,
-    )
+    training_args = phase_args(recipe_training_args(args, output_dir), "run", oe_weight=oe_weight, oe_loss=oe_loss)
     trainer = OETrainer(
         model=model,
         args=training_args,
@@ -110,7 +104,7 @@ def main() -> None:
     norm = TextNormalization.for_tokenizer(tokenizer)
     data = load_id_dataset("sst2", normalization=norm, max_train_samples=args.max_train_samples or None)
     test, ood, unavailable, outliers = evaluation_data(data["test"], norm, args.max_eval_samples, args.seed)
-    train_set = tokenize_column(data["train"], tokenizer, args.max_length)
+    train_set = tokenize_dataset(data["train"], tokenizer, args.max_length)
     print(
         f"SST-2 train {len(train_set)}, ID test {len(test)}, auxiliary {len(outliers)} WikiText-2 sentences, "
         f"OOD sets {sorted(ood)} (capped at {args.max_ood_samples or 'no cap'}), unavailable {sorted(unavailable)}",

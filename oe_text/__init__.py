@@ -35,6 +35,7 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
         "describe_ood_score",
     ],
     "evaluation": [
+        "OODProtocol",
         "OODResults",
         "OODSubsetPlan",
         "compare_results",
@@ -82,6 +83,7 @@ _IMPORT_STRUCTURE: dict[str, list[str]] = {
     "modeling_oe": ["OEClassifier"],
     "outlier_stream": ["OutlierStream"],
     "recipe": ["RecipeArguments", "run_recipe"],
+    "recipe_flow": ["OERecipe", "RecipeResult"],
     "score_combination": ["combine_scores", "fit_score_combination"],
     "score_selection": ["DEFAULT_SCORE_CANDIDATES", "fit_candidate_scores", "select_ood_score"],
     "scoring": ["CorpusReader", "score_corpus"],
@@ -103,17 +105,20 @@ __all__ = [
     "OEClassifier",
     "OEConfig",
     "OELanguageModelConfig",
+    "OERecipe",
     "OELanguageModelDetector",
     "OETrainer",
     "OETrainingArguments",
     "OODDetectorConfig",
     "OODDetectorMixin",
+    "OODProtocol",
     "OODResults",
     "OODScoreState",
     "OODSubsetPlan",
     "OOD_PRESETS",
     "OutlierStream",
     "RecipeArguments",
+    "RecipeResult",
     "TextNormalization",
     "ThresholdNotCalibratedError",
     "UnavailableDatasetError",
@@ -212,6 +217,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         describe_ood_score,
     )
     from .evaluation import (
+        OODProtocol,
         OODResults,
         OODSubsetPlan,
         compare_results,
@@ -259,6 +265,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from .modeling_oe import OEClassifier
     from .outlier_stream import OutlierStream
     from .recipe import RecipeArguments, run_recipe
+    from .recipe_flow import OERecipe, RecipeResult
     from .score_combination import combine_scores, fit_score_combination
     from .score_selection import DEFAULT_SCORE_CANDIDATES, fit_candidate_scores, select_ood_score
     from .scores import energy_score, entropy_score, kl_uniform_score, max_logit_score, msp_score

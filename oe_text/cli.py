@@ -79,6 +79,7 @@ def evaluation_settings(args: argparse.Namespace, config) -> dict:
     own evaluation (`config.oe["evaluation"]`, written by the recipe), else the defaults. On the detector's own
     in-distribution dataset the recorded seed, caps, protocol, truncation and normalisation reproduce its card."""
     from .data import OOD_PRESETS
+    from .ood_protocol import OODProtocol
 
     recorded = dict((getattr(config, "oe", None) or {}).get("evaluation") or {})
     same_data = recorded.get("dataset") == args.id_dataset
@@ -99,6 +100,10 @@ def evaluation_settings(args: argparse.Namespace, config) -> dict:
         "label_granularity": recorded.get("label_granularity", "fine") if same_data else "fine",
     }
     settings = {k: v if v is not None else defaults[k] for k, v in given.items()}
+    # The protocol as recorded (subsets, ratio, FPR levels), with the command line's protocol, seed and cap on top.
+    settings["ood_protocol"] = OODProtocol.from_settings(
+        recorded, **{k: settings[k] for k in ("protocol", "seed", "max_ood_samples")}
+    )
     settings["scores"] = args.scores or [config.ood_score]
     settings["max_length"] = recorded.get("max_length")
     settings["normalization"] = recorded.get("normalization") if same_data else None
@@ -138,12 +143,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         test,
         ood,
         scores=settings["scores"],
-        protocol=settings["protocol"],
-        seed=settings["seed"],
+        protocol=settings["ood_protocol"],
         batch_size=args.batch_size,
         max_length=settings["max_length"],
         unavailable=unavailable,
-        max_ood_samples=settings["max_ood_samples"],
     )
     print(results)
     if args.output_dir:

@@ -17,6 +17,9 @@ Protocols (`protocol=`):
   whole batches and so slightly more than `n_id // 5` OOD inputs.
 * `"full"`: all ID inputs against all inputs of each OOD set, once.
 
+`protocol=` also takes an `OODProtocol` (`oe_text.ood_protocol`), which carries every protocol setting at once; the
+recipes, the CLI and the model cards build one and pass it on.
+
 With `max_ood_samples`, each OOD set is first cut to a seeded random sample of that size. Only the OOD inputs that
 some subset uses are scored (`OODSubsetPlan.indices_to_score`), which keeps huge sets like IMDB cheap.
 
@@ -33,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from .feature_scores import FEATURE_SCORES, FeatureScorer, make_feature_scorer
-from .metrics import calibration_metrics, fpr_key, ood_detection_metrics
-from .ood_protocol import PROTOCOLS, OODSubsetPlan, _align, plan_ood_subsets
+from .metrics import calibration_metrics, ood_detection_metrics
+from .ood_protocol import PROTOCOLS, OODProtocol, OODSubsetPlan, _align, plan_ood_subsets, resolve_protocol
 from .ood_results import OODResults, _summary, compare_results, compare_results_to_dict
 from .scores import LOGIT_SCORES, compute_score, max_softmax_probability
 
@@ -43,6 +46,7 @@ from .scores import LOGIT_SCORES, compute_score, max_softmax_probability
 # this one holds the core (scores/logits -> results) and the text driver, and re-exports the rest.
 __all__ = [
     "PROTOCOLS",
+    "OODProtocol",
     "OODResults",
     "OODSubsetPlan",
     "compare_results",
@@ -57,24 +61,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------------------
 # Core: from scores
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _settings(protocol, num_subsets, ood_to_id_ratio, seed, fpr_tprs, recall_level, fpr_method, max_ood_samples):
-    tprs = [float(t) for t in fpr_tprs]
-    if recall_level not in tprs:
-        tprs.insert(0, float(recall_level))
-    for t in tprs:
-        fpr_key(t)  # validates
-    return {
-        "protocol": protocol,
-        "num_subsets": num_subsets if protocol == "paper" else 1,
-        "ood_to_id_ratio": ood_to_id_ratio if protocol == "paper" else None,
-        "seed": seed,
-        "fpr_tprs": tprs,
-        "recall_level": float(recall_level),
-        "fpr_method": fpr_method,
-        "max_ood_samples": max_ood_samples,
-    }
 
 
 def _as_score_vector(x, what: str) -> np.ndarray:
@@ -145,7 +131,7 @@ def evaluate_ood_from_scores(
     id_scores: Mapping[str, Any],
     ood_scores: Mapping[str, Mapping[str, Any]],
     *,
-    protocol: str = "paper",
+    protocol: str | OODProtocol = "paper",
     fpr_tprs: Sequence[float] = (0.9, 0.95),
     recall_level: float = 0.9,
     num_subsets: int = 10,
@@ -180,8 +166,9 @@ def evaluate_ood_from_scores(
     n_id = {v.size for v in ids.values()}
     if len(n_id) != 1:
         raise ValueError(f"every `id_scores` entry must have the same length, got {sorted(n_id)}.")
-    if fpr_method not in ("paper", "at_least"):
-        raise ValueError(f"`fpr_method` must be 'paper' or 'at_least', got {fpr_method!r}.")
+    ood_protocol = resolve_protocol(
+        protocol, num_subsets, ood_to_id_ratio, seed, max_ood_samples, fpr_tprs, recall_level, fpr_method
+    )
     ood: dict[str, dict[str, np.ndarray]] = {}
     for name, per_score in ood_scores.items():
         if set(per_score) != set(ids):
@@ -191,25 +178,22 @@ def evaluate_ood_from_scores(
             raise ValueError(f"every score of `ood_scores[{name!r}]` must have the same length.")
     n_id = n_id.pop()
     if plan is None:
-        plan = plan_ood_subsets(
-            n_id,
-            {name: next(iter(v.values())).size for name, v in ood.items()},
-            protocol=protocol,
-            num_subsets=num_subsets,
-            ood_to_id_ratio=ood_to_id_ratio,
-            seed=seed,
-            max_ood_samples=max_ood_samples,
-        )
+        plan = ood_protocol.plan(n_id, {name: next(iter(v.values())).size for name, v in ood.items()})
     else:
         _check_plan(plan, n_id, ood)
     for name, per_score in ood.items():
         sel = _align(name, next(iter(per_score.values())).size, plan, "ood_scores")
         if sel is not None:
             ood[name] = {s: v[sel] for s, v in per_score.items()}
-    settings = _settings(
-        plan.protocol, num_subsets, ood_to_id_ratio, seed, fpr_tprs, recall_level, fpr_method, max_ood_samples
-    )
+    settings = _settings(ood_protocol, plan)
     return _run_protocol(ids, ood, plan, settings, accuracy=accuracy, unavailable=unavailable)
+
+
+def _settings(ood_protocol: OODProtocol, plan: OODSubsetPlan) -> dict[str, Any]:
+    # A plan drawn beforehand decides the protocol that was run.
+    if plan.protocol != ood_protocol.protocol:
+        ood_protocol = ood_protocol.replace(protocol=plan.protocol)
+    return ood_protocol.settings()
 
 
 def _check_plan(plan: OODSubsetPlan, n_id: int, ood: Mapping[str, Any]) -> None:
@@ -301,7 +285,7 @@ def evaluate_ood_from_logits(
     ood_features: Mapping[str, Any] | None = None,
     fit_features=None,
     fit_labels=None,
-    protocol: str = "paper",
+    protocol: str | OODProtocol = "paper",
     fpr_tprs: Sequence[float] = (0.9, 0.95),
     recall_level: float = 0.9,
     num_subsets: int = 10,
@@ -330,8 +314,10 @@ def evaluate_ood_from_logits(
         id_features, ood_features: penultimate features aligned with `id_logits` / `ood_logits`; needed by feature
             scores.
         fit_features, fit_labels: ID *training* features (and labels, for Mahalanobis) to fit feature scorers.
-        protocol (`str`, *optional*, defaults to `"paper"`): `"paper"` (OOD:ID = `ood_to_id_ratio`, mean over
-            `num_subsets` seeded subsets) or `"full"` (everything, once).
+        protocol (`str` or `OODProtocol`, *optional*, defaults to `"paper"`): `"paper"` (OOD:ID = `ood_to_id_ratio`,
+            mean over `num_subsets` seeded subsets), `"full"` (everything, once), or an `OODProtocol` holding every
+            protocol setting (then leave `fpr_tprs`, `recall_level`, `num_subsets`, `ood_to_id_ratio`, `seed`,
+            `max_ood_samples` and `fpr_method` at their defaults).
         fpr_tprs (sequence of `float`, *optional*, defaults to `(0.9, 0.95)`): OOD recalls of the reported FPRs.
         recall_level (`float`, *optional*, defaults to 0.9): the FPR shown first in tables (0.9 for text, 0.95 for
             vision, as the paper); added to `fpr_tprs` if missing.
@@ -357,8 +343,9 @@ def evaluate_ood_from_logits(
         raise ValueError("`ood_logits` is empty: evaluation needs at least one OOD set.")
     if not temperature > 0:
         raise ValueError(f"`temperature` must be > 0, got {temperature}.")
-    if fpr_method not in ("paper", "at_least"):
-        raise ValueError(f"`fpr_method` must be 'paper' or 'at_least', got {fpr_method!r}.")
+    ood_protocol = resolve_protocol(
+        protocol, num_subsets, ood_to_id_ratio, seed, max_ood_samples, fpr_tprs, recall_level, fpr_method
+    )
     precomputed_scores = dict(precomputed_scores or {})
     score_names, feature_scorers = _resolve_scores(scores) if scores else ([], {})
     clash = sorted(set(score_names) & set(precomputed_scores))
@@ -377,15 +364,7 @@ def evaluate_ood_from_logits(
             )
     labels = _check_id_labels(id_labels, id_z.shape[0], num_classes)
     if plan is None:
-        plan = plan_ood_subsets(
-            id_z.shape[0],
-            {name: z.shape[0] for name, z in ood_z.items()},
-            protocol=protocol,
-            num_subsets=num_subsets,
-            ood_to_id_ratio=ood_to_id_ratio,
-            seed=seed,
-            max_ood_samples=max_ood_samples,
-        )
+        plan = ood_protocol.plan(id_z.shape[0], {name: z.shape[0] for name, z in ood_z.items()})
     else:
         _check_plan(plan, id_z.shape[0], ood_z)
     # Reduce every OOD array to the rows some subset uses before computing anything on it.
@@ -439,9 +418,7 @@ def evaluate_ood_from_logits(
             id_conf = max_softmax_probability(id_z, temperature)
             id_correct = (id_z.argmax(1) == labels).astype(np.float64)
             ood_conf = {name: max_softmax_probability(z, temperature) for name, z in ood_z.items()}
-    settings = _settings(
-        plan.protocol, num_subsets, ood_to_id_ratio, seed, fpr_tprs, recall_level, fpr_method, max_ood_samples
-    )
+    settings = _settings(ood_protocol, plan)
     settings.update(temperature=float(temperature), calibration_bin_size=calibration_bin_size, scores=score_names)
     return _run_protocol(
         id_s,
@@ -554,7 +531,7 @@ def evaluate_ood(
     ood_datasets: Mapping[str, Any],
     *,
     scores: Sequence[str | FeatureScorer] = ("msp",),
-    protocol: str = "paper",
+    protocol: str | OODProtocol = "paper",
     fpr_tprs: Sequence[float] = (0.9, 0.95),
     recall_level: float = 0.9,
     num_subsets: int = 10,
@@ -589,8 +566,8 @@ def evaluate_ood(
             `"kl_uniform"`, `"entropy"`), feature scores (`"mahalanobis"`, `"knn"`) or `FeatureScorer` instances, and
             the names of scores fitted on the detector (`model.config.ood_fitted_scores`, see `fit_ood_score`), which
             are computed exactly as `model.detect` computes them.
-        protocol (`str`, *optional*, defaults to `"paper"`): `"paper"` (OOD:ID = 1:5, mean over 10 seeded subsets) or
-            `"full"` (all inputs).
+        protocol (`str` or `OODProtocol`, *optional*, defaults to `"paper"`): `"paper"` (OOD:ID = 1:5, mean over 10
+            seeded subsets), `"full"` (all inputs), or an `OODProtocol` (as `evaluate_ood_from_logits`).
         fpr_tprs (sequence of `float`, *optional*, defaults to `(0.9, 0.95)`): OOD recalls of the reported FPRs.
         recall_level (`float`, *optional*, defaults to 0.9): the FPR shown first (the paper: 0.9 text, 0.95 vision).
         num_subsets (`int`, *optional*, defaults to 10): OOD subsets per set under `"paper"`.
@@ -625,6 +602,9 @@ def evaluate_ood(
         tokenizer = getattr(model, "tokenizer", None)
         if tokenizer is None:
             raise ValueError("`tokenizer` is None and the model carries no `tokenizer`; pass the model's tokenizer.")
+    ood_protocol = resolve_protocol(
+        protocol, num_subsets, ood_to_id_ratio, seed, max_ood_samples, fpr_tprs, recall_level, fpr_method
+    )
     scores = [scores] if isinstance(scores, str | FeatureScorer) else list(scores)
     fitted = getattr(getattr(model, "config", None), "ood_fitted_scores", None) or {}
     detector_scores = [s for s in scores if isinstance(s, str) and s in fitted]
@@ -633,15 +613,7 @@ def evaluate_ood(
     detector_keys = sorted({key for s in detector_scores for key in model.required_feature_keys(s)})
     id_texts, id_labels = _texts_and_labels(id_dataset, text_column, label_column, "id_dataset")
     ood_texts = {name: _texts_of(d, text_column, f"ood_datasets[{name!r}]") for name, d in ood_datasets.items()}
-    plan = plan_ood_subsets(
-        len(id_texts),
-        {name: len(t) for name, t in ood_texts.items()},
-        protocol=protocol,
-        num_subsets=num_subsets,
-        ood_to_id_ratio=ood_to_id_ratio,
-        seed=seed,
-        max_ood_samples=max_ood_samples,
-    )
+    plan = ood_protocol.plan(len(id_texts), {name: len(t) for name, t in ood_texts.items()})
     need_features = bool(feature_scorers)
     fit_scorers = {s: sc for s, sc in feature_scorers.items() if not sc.is_fitted}
     if fit_scorers and feature_fit_dataset is None:
@@ -709,15 +681,8 @@ def evaluate_ood(
         precomputed_scores=precomputed,
         id_features=id_features,
         ood_features=ood_features if need_features else None,
-        protocol=protocol,
-        fpr_tprs=fpr_tprs,
-        recall_level=recall_level,
-        num_subsets=num_subsets,
-        ood_to_id_ratio=ood_to_id_ratio,
-        seed=seed,
-        max_ood_samples=max_ood_samples,
+        protocol=ood_protocol,
         temperature=temperature,
-        fpr_method=fpr_method,
         calibration=calibration,
         unavailable=unavailable,
         plan=plan,

@@ -27,9 +27,7 @@ data-parallel under `accelerate launch`.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,7 +42,6 @@ from transformers import (
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
-    HfArgumentParser,
     set_seed,
 )
 from transformers.utils import logging
@@ -52,7 +49,7 @@ from transformers.utils import logging
 from .data import OOD_PRESETS, TextNormalization, load_id_dataset, load_ood_datasets, load_outlier_dataset
 from .data._loading import HubSource, is_local_path, load_local_file, load_source_split
 from .data.in_distribution import ID_PRESETS
-from .evaluation import OODResults, compare_results, evaluate_ood_from_scores, plan_ood_subsets
+from .evaluation import compare_results, evaluate_ood_from_scores
 from .hub import load_hub_dataset, remote_code_kwargs, resolve_hub_id
 from .lm_scores import LM_SCORES
 from .metrics import auroc
@@ -64,9 +61,12 @@ from .modeling_lm import (
     ensure_pad_token,
     score_texts_with_lm,
 )
+from .ood_protocol import OODProtocol
+from .recipe_flow import RecipeResult, cap_eval_splits, card_results, phase_args, write_json
+from .reporting import report_unavailable
 from .tokenization import train_sentencepiece_tokenizer
 from .trainer import OETrainer
-from .training_args import OETrainingArguments
+from .training_args import OETrainingArguments, parse_args_with_defaults
 
 
 logger = logging.get_logger(__name__)
@@ -199,17 +199,22 @@ class LMRecipeArguments:
     def from_scratch(self) -> bool:
         return self.model == SCRATCH_MODEL
 
+    def ood_protocol(self, seed: int) -> OODProtocol:
+        """The evaluation protocol of this run (`--protocol`, `--max_ood_samples`, the run's seed)."""
+        return OODProtocol(protocol=self.protocol, seed=seed, max_ood_samples=self.max_ood_samples)
+
 
 def parse_lm_recipe_args(args: list[str] | None = None) -> tuple[LMRecipeArguments, OETrainingArguments]:
-    """Parse `LMRecipeArguments` and `OETrainingArguments` with the LM defaults; the command line wins."""
-    parser = HfArgumentParser((LMRecipeArguments, OETrainingArguments))
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--dataset", default=DEFAULT_DATASET)
-    pre.add_argument("--model", default=SCRATCH_MODEL)
-    known, _ = pre.parse_known_args(args)
-    name = f"{known.dataset.replace('/', '_')}_{known.model.split('/')[-1].lower()}_lm_oe"
-    parser.set_defaults(**LM_TRAINING_DEFAULTS, output_dir=os.path.join("outputs", name))
-    return parser.parse_args_into_dataclasses(args=args)
+    """Parse `LMRecipeArguments` and `OETrainingArguments` with the LM defaults (shown by `--help`); the command line
+    wins."""
+
+    def defaults(known) -> dict[str, Any]:
+        name = f"{known.dataset.replace('/', '_')}_{known.model.split('/')[-1].lower()}_lm_oe"
+        return {**LM_TRAINING_DEFAULTS, "output_dir": os.path.join("outputs", name)}
+
+    return parse_args_with_defaults(
+        (LMRecipeArguments, OETrainingArguments), defaults, {"dataset": DEFAULT_DATASET, "model": SCRATCH_MODEL}, args
+    )
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -328,19 +333,13 @@ def load_hub_causal_lm(name: str):
 
 # ------------------------------------------------------------------------------------------------ evaluation
 @dataclass
-class LMRecipeResult:
-    """Both evaluations, the side-by-side tables, the likelihood-paradox check and where the detector was saved."""
+class LMRecipeResult(RecipeResult):
+    """`RecipeResult` with the likelihood-paradox check: its per-set numbers (`likelihood_paradox`, per run), its
+    table and the ID test mean NLL per token of each run (`id_nll`)."""
 
-    baseline: OODResults
-    oe: OODResults
-    comparison: str
-    likelihood_paradox: dict[str, dict[str, dict[str, float]]]
-    paradox_table: str
-    id_nll: dict[str, float]
-    output_dir: Path
-    detector_dir: Path | None = None
-    threshold: float | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    likelihood_paradox: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    paradox_table: str = ""
+    id_nll: dict[str, float] = field(default_factory=dict)
 
 
 def likelihood_paradox(id_nll: np.ndarray, ood_nll: np.ndarray) -> dict[str, float]:
@@ -372,8 +371,7 @@ def _evaluate(model, tokenizer, recipe_args, training_args, test_texts, ood, una
         {s: id_scores[s] for s in recipe_args.scores},
         {name: {s: v[s] for s in recipe_args.scores} for name, v in ood_scores.items()},
         plan=plan,
-        protocol=recipe_args.protocol,
-        seed=training_args.seed,
+        protocol=recipe_args.ood_protocol(training_args.seed),
         unavailable=unavailable,
     )
     paradox = {name: likelihood_paradox(id_scores["nll"], v["nll"]) for name, v in ood_scores.items()}
@@ -403,10 +401,6 @@ def paradox_markdown(before: dict[str, dict[str, float]], after: dict[str, dict[
         f"{next(iter(after.values()))['mean_nll_id']:.3f} |"
     )
     return "\n".join(lines)
-
-
-def _phase_args(training_args: OETrainingArguments, name: str, **changes) -> OETrainingArguments:
-    return dataclasses.replace(training_args, output_dir=os.path.join(training_args.output_dir, name), **changes)
 
 
 def _encoded(ds: datasets.Dataset, tokenizer, max_length: int) -> datasets.Dataset:
@@ -441,12 +435,10 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
         ood, unavailable = load_ood_datasets(recipe_args.ood_datasets, normalization=normalization)
     if not ood:
         raise ValueError(f"None of the OOD sets {recipe_args.ood_datasets} could be loaded: {unavailable}.")
-    for name, reason in unavailable.items():
-        logger.warning(f"OOD set {name!r} is unavailable and is reported as such: {reason}")
-    test, validation = corpus["test"], corpus["validation"]
-    if recipe_args.max_eval_samples is not None:
-        test = test.shuffle(seed=training_args.seed).select(range(min(len(test), recipe_args.max_eval_samples)))
-        validation = validation.select(range(min(len(validation), recipe_args.max_eval_samples)))
+    report_unavailable(unavailable, logger, is_main)
+    test, validation = cap_eval_splits(
+        corpus["test"], corpus["validation"], recipe_args.max_eval_samples, training_args.seed
+    )
 
     if recipe_args.from_scratch:
         folder = output_dir / "tokenizer"
@@ -473,13 +465,7 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
             max_samples=recipe_args.auxiliary_max_samples,
         )
     outliers = _encoded(outlier_text, tokenizer, max_length)
-    plan = plan_ood_subsets(
-        len(test),
-        {name: len(ds) for name, ds in ood.items()},
-        protocol=recipe_args.protocol,
-        seed=training_args.seed,
-        max_ood_samples=recipe_args.max_ood_samples,
-    )
+    plan = recipe_args.ood_protocol(training_args.seed).plan(len(test), {name: len(ds) for name, ds in ood.items()})
     timings["data"] = time.perf_counter() - start
 
     # ---- 1. baseline language model, 2. Outlier Exposure fine-tuning from it
@@ -489,7 +475,7 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
         t0 = time.perf_counter()
         trainer = OETrainer(
             model=model,
-            args=_phase_args(training_args, name, **changes),
+            args=phase_args(training_args, name, **changes),
             train_dataset=train,
             processing_class=tokenizer,
             data_collator=collator,
@@ -524,6 +510,7 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
             paradox_table=paradox_markdown(before, after),
             id_nll={"baseline": baseline_id_nll, "oe": oe_id_nll},
             output_dir=output_dir,
+            detector_score=recipe_args.detector_score,
             timings=timings,
         )
         detector = OELanguageModelDetector.from_lm(model, tokenizer, truncation_length=max_length)
@@ -540,8 +527,8 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
             if recipe_args.dataset in ID_PRESETS
             else recipe_args.dataset,
             auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",
-            ood_results=_card_results(oe, recipe_args.detector_score),
-            baseline_ood_results=_card_results(baseline, recipe_args.detector_score),
+            ood_results=card_results(oe, recipe_args.detector_score),
+            baseline_ood_results=card_results(baseline, recipe_args.detector_score),
             likelihood_paradox=after,
             protocol=recipe_args.protocol,
             seed=training_args.seed,
@@ -551,14 +538,6 @@ def run_lm_recipe(recipe_args: LMRecipeArguments, training_args: OETrainingArgum
         _save(result, recipe_args)
     oe_trainer.accelerator.wait_for_everyone()
     return result
-
-
-def _card_results(results: OODResults, score: str) -> dict[str, dict[str, float]] | None:
-    if score not in results.metrics:
-        return None
-    table = {name: {k: v["mean"] for k, v in metrics.items()} for name, metrics in results.metrics[score].items()}
-    table["mean"] = results.mean_metrics(score)
-    return table
 
 
 def _save(result: LMRecipeResult, recipe_args: LMRecipeArguments) -> None:
@@ -576,13 +555,7 @@ def _save(result: LMRecipeResult, recipe_args: LMRecipeArguments) -> None:
         "baseline": result.baseline.to_dict(),
         "oe": result.oe.to_dict(),
     }
-    (out / "results.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+    write_json(out / "results.json", summary)
 
 
 def main(args: list[str] | None = None) -> LMRecipeResult | None:

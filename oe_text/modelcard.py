@@ -19,6 +19,7 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .detection import describe_ood_score, describe_threshold
+from .ood_protocol import OODProtocol
 from .reporting import METRICS, markdown_table, metric_definition, metric_label
 
 
@@ -49,7 +50,7 @@ OE_LOSS_TEXT = {
     ),
 }
 
-#: What each protocol means, in words (`oe_text.evaluation.plan_ood_subsets`).
+#: What each protocol means, in words (`oe_text.ood_protocol.OODProtocol`).
 PROTOCOL_TEXT = {
     "paper": "the paper's protocol: every in-distribution test input against {subsets} of each OOD set, each {ratio} "
     "the size of the in-distribution test set; metrics are averaged over the subsets",
@@ -197,7 +198,9 @@ def _protocol_sentence(oe: Mapping[str, Any], inputs: str) -> str:
     protocol = evaluation.get("protocol", oe.get("protocol"))
     parts = []
     if protocol in PROTOCOL_TEXT:
-        ratio, n = evaluation.get("ood_to_id_ratio", 0.2), evaluation.get("num_subsets", 10)
+        # The recorded settings, with the protocol's defaults for those an older detector did not record.
+        recorded = OODProtocol.from_settings(evaluation, protocol=protocol)
+        ratio, n = recorded.ood_to_id_ratio, recorded.num_subsets
         parts.append(
             f"Protocol `{protocol}`: "
             + PROTOCOL_TEXT[protocol].format(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .metrics import fpr_key
+from .ood_protocol import OODProtocol
 from .reporting import markdown_table, metric_label
 
 
@@ -132,10 +132,11 @@ class OODResults:
         """One sentence describing the protocol, for table captions."""
         s = self.settings
         if s.get("protocol") == "paper":
-            ratio = s.get("ood_to_id_ratio") or 0.2
+            protocol = OODProtocol.from_settings(s)
+            ratio = protocol.ood_to_id_ratio
             inv = 1 / ratio
             ratio_text = f"1:{round(inv)}" if abs(inv - round(inv)) < 1e-9 else f"{ratio:g}"
-            size = max(1, math.floor(ratio * self.num_id + 1e-9))
+            size = protocol.subset_size(self.num_id)
             small = [f"{k}: all {v}" for k, v in self.num_ood_per_subset.items() if v < size]
             text = (
                 f"Protocol `paper`: all {self.num_id} ID test inputs vs {s.get('num_subsets')} random OOD subsets of "

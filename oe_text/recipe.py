@@ -1,7 +1,9 @@
 """The paper's text experiment as one function: baseline, Outlier Exposure, OOD evaluation, detector.
 
 `recipes/sst2_oe.py`, `recipes/trec_oe.py`, `recipes/newsgroups_oe.py` and `oe-text train` are thin wrappers over
-`parse_recipe_args` + `run_recipe`. The procedure (Hendrycks et al. 2019, Section 4.2 and its NLP code):
+`parse_recipe_args` + `run_recipe`, which runs `TextRecipe`: the shared flow of `oe_text.recipe_flow.OERecipe` with
+the text hooks (data, tokenizer, models, score selection, reports). The procedure (Hendrycks et al. 2019, Section
+4.2 and its NLP code):
 
 1. train the baseline classifier (cross-entropy only);
 2. Outlier Exposure: fine-tune the baseline with `CE + oe_weight * OE-term` (the paper's default), or train a fresh
@@ -24,8 +26,6 @@ that accelerate does not warn about the defaults it would otherwise assume.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -47,14 +47,21 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .defaults import DEFAULT_SEED
-from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
+from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits
 from .feature_scores import FEATURE_SCORES
-from .folders import remove_empty_folders
 from .hub import remote_code_kwargs, resolve_hub_id
 from .inference import distributed_inference, trainer_logits
-from .modelcard import describe_decision
 from .modeling_oe import OEClassifier
-from .reporting import budget_warnings, global_batch_note, report_unavailable
+from .ood_protocol import PROTOCOLS, OODProtocol
+from .recipe_flow import (
+    OERecipe,
+    PhaseEvaluation,
+    RecipeData,
+    RecipeResult,
+    cap_eval_splits,
+    predict_planned,
+    write_json,
+)
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
     fit_candidate_scores,
@@ -278,7 +285,7 @@ class RecipeArguments:
     def __post_init__(self):
         if self.oe_mode not in ("finetune", "scratch"):
             raise ValueError(f"`oe_mode` must be 'finetune' or 'scratch', got {self.oe_mode!r}.")
-        if self.protocol not in ("paper", "full"):
+        if self.protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be 'paper' or 'full', got {self.protocol!r}.")
         if not 0 < self.calibration_tpr <= 1:
             raise ValueError(f"`calibration_tpr` must be in (0, 1], got {self.calibration_tpr}.")
@@ -312,6 +319,10 @@ class RecipeArguments:
     def is_rnn(self) -> bool:
         return self.model.lower() in RNN_MODELS
 
+    def ood_protocol(self, seed: int) -> OODProtocol:
+        """The evaluation protocol of this run (`--protocol`, `--max_ood_samples`, the run's seed)."""
+        return OODProtocol(protocol=self.protocol, seed=seed, max_ood_samples=self.max_ood_samples)
+
 
 def recipe_defaults(model: str, dataset: str) -> dict[str, Any]:
     """Default `OETrainingArguments`/`RecipeArguments` values for a model kind and dataset (see module docs)."""
@@ -338,20 +349,6 @@ def parse_recipe_args(
         {"model": DEFAULT_MODEL, "dataset": dataset or "sst2"},
         args,
     )
-
-
-@dataclass
-class RecipeResult:
-    """What `run_recipe` produced: both evaluations, the side-by-side table and where things were saved."""
-
-    baseline: OODResults
-    oe: OODResults
-    comparison: str
-    detector_dir: Path
-    output_dir: Path
-    threshold: float
-    pushed_to: str | None = None
-    decision: str = ""
 
 
 def _normalization(recipe_args: RecipeArguments, tokenizer) -> TextNormalization:
@@ -393,12 +390,6 @@ def _rnn_tokenizer(
         else:
             tokenizer = AutoTokenizer.from_pretrained(folder, **remote_code_kwargs(False))
     return tokenizer
-
-
-def _phase_args(training_args: OETrainingArguments, name: str, **changes) -> OETrainingArguments:
-    output_dir = os.path.join(training_args.output_dir, name)
-    # `replace` re-runs __post_init__, which must not see derived fields twice. Resuming is planned by the recipe.
-    return dataclasses.replace(training_args, output_dir=output_dir, resume_from_checkpoint=None, **changes)
 
 
 def _complete_checkpoints(folder: Path) -> list[Path]:
@@ -472,55 +463,35 @@ def _predict(trainer: OETrainer, texts: list[str], tokenizer, max_length: int) -
 
 
 def _evaluate(
-    trainer: OETrainer,
-    tokenizer,
-    recipe_args: RecipeArguments,
-    test: Dataset,
-    ood: dict[str, Dataset],
-    unavailable: dict[str, str],
-    train: Dataset,
-    max_length: int,
-    scores: list[str] | None = None,
+    trainer: OETrainer, tokenizer, protocol: OODProtocol, data: RecipeData, max_length: int, scores: list[str]
 ) -> OODResults:
     """Evaluate the trained model: sharded `Trainer.predict` for logit scores; with feature scores (or the detector's
     fitted scores), `evaluate_ood`, whose inference shares its batches among the processes."""
-    scores = list(scores or recipe_args.scores)
-    feature_scores = [s for s in scores if s not in LOGIT_SCORES]
-    seed = trainer.args.seed
-    common = dict(
-        scores=scores,
-        protocol=recipe_args.protocol,
-        seed=seed,
-        unavailable=unavailable,
-        max_ood_samples=recipe_args.max_ood_samples,
-    )
-    if feature_scores:
+    common = dict(scores=scores, protocol=protocol, unavailable=data.unavailable)
+    if any(s not in LOGIT_SCORES for s in scores):
         # Feature-space scores need features, which Trainer.predict does not return.
         model = trainer.accelerator.unwrap_model(trainer.model)
         with distributed_inference():
             return evaluate_ood(
                 model,
                 tokenizer,
-                test,
-                ood,
+                data.test,
+                data.ood,
                 batch_size=trainer.args.per_device_eval_batch_size,
                 max_length=max_length,
-                feature_fit_dataset=train,
+                feature_fit_dataset=data.extra["train_texts"],
                 **common,
             )
-    plan = plan_ood_subsets(
-        len(test),
-        {name: len(ds) for name, ds in ood.items()},
-        protocol=recipe_args.protocol,
-        seed=seed,
-        max_ood_samples=recipe_args.max_ood_samples,
+    plan, id_logits, _, ood_logits = predict_planned(
+        protocol,
+        lambda ds: (_predict(trainer, ds["text"], tokenizer, max_length), None),
+        data.test,
+        data.ood,
+        lambda ds, indices, name: ds.select(indices),
     )
-    id_logits = _predict(trainer, test["text"], tokenizer, max_length)
-    ood_logits = {
-        name: _predict(trainer, ds.select(plan.indices_to_score(name))["text"], tokenizer, max_length)
-        for name, ds in ood.items()
-    }
-    return evaluate_ood_from_logits(id_logits, ood_logits, id_labels=np.asarray(test["label"]), plan=plan, **common)
+    return evaluate_ood_from_logits(
+        id_logits, ood_logits, id_labels=np.asarray(data.test["label"]), plan=plan, **common
+    )
 
 
 def _hold_out(outliers, n: int, seed: int) -> tuple[list[str], Any]:
@@ -565,298 +536,257 @@ def load_validation_outliers(
     return sources
 
 
-def _ood_results_for_card(results: OODResults, score: str) -> dict[str, dict[str, float]]:
-    table = {name: {k: v["mean"] for k, v in metrics.items()} for name, metrics in results.metrics[score].items()}
-    table["mean"] = results.mean_metrics(score)
-    return table
+def load_ood_and_outliers(
+    recipe_args: RecipeArguments, test: Dataset, normalization: TextNormalization
+) -> tuple[dict[str, Dataset], dict[str, str], Any]:
+    """The recipe's OOD sets (`--ood_datasets`) and auxiliary outliers (`--auxiliary_*`), normalised as the ID text;
+    without the auxiliary sentences that occur in `test` or an OOD set when `--exclude_test_overlap`.
+
+    Returns:
+        `(ood, unavailable, outliers)`: OOD sets by name, the ones that could not be loaded with the reason, and the
+        outliers (a `Dataset`, or an `IterableDataset` when streamed).
+    """
+    ood, unavailable = load_ood_datasets(recipe_args.ood_datasets, normalization=normalization)
+    if not ood:
+        raise ValueError(f"None of the OOD sets {recipe_args.ood_datasets} could be loaded: {unavailable}.")
+    exclude = None
+    if recipe_args.exclude_test_overlap:
+        exclude = [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
+    outliers = load_outlier_dataset(
+        recipe_args.auxiliary_dataset,
+        split=recipe_args.auxiliary_split,
+        config=recipe_args.auxiliary_config,
+        text_column=recipe_args.auxiliary_text_column,
+        streaming=recipe_args.auxiliary_streaming,
+        exclude_texts=exclude,
+        normalization=normalization,
+        max_samples=recipe_args.auxiliary_max_samples,
+        unk_policy=recipe_args.auxiliary_unk_policy,
+    )
+    return ood, unavailable, outliers
+
+
+class TextRecipe(OERecipe):
+    """The text classifier recipe: `OERecipe`'s flow with text data, OEClassifier models, resumable phases and the
+    detector score chosen on validation outliers training never saw."""
+
+    def __init__(self, recipe_args: RecipeArguments, training_args: OETrainingArguments):
+        super().__init__(recipe_args, training_args)
+        self.max_length = recipe_args.max_length or 128
+        self.resume = _resume_plan(training_args)  # before any work: a bad --resume_from_checkpoint fails at once
+        self.selection = None
+
+    def load_data(self) -> RecipeData:
+        args, training_args = self.args, self.training_args
+        # One normalisation policy for ID, auxiliary and OOD text.
+        tokenizer = None
+        if not args.is_rnn:
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolve_hub_id(args.model), **remote_code_kwargs(args.trust_remote_code, "model")
+            )
+        normalization = _normalization(args, tokenizer)
+        with training_args.main_process_first(desc="loading datasets"):
+            texts = load_id_dataset(
+                args.dataset,
+                text_column=args.text_column,
+                label_column=args.label_column,
+                label_granularity=args.label_granularity,
+                label_names=args.class_names,
+                remap_labels=args.remap_labels,
+                normalization=normalization,
+                max_train_samples=args.max_train_samples,
+                seed=self.seed,
+            )
+            test, validation = cap_eval_splits(texts["test"], texts["validation"], args.max_eval_samples, self.seed)
+            ood, unavailable, outliers = load_ood_and_outliers(args, test, normalization)
+        if args.is_rnn:
+            tokenizer = _rnn_tokenizer(args, training_args, texts["train"]["text"], self.max_length, normalization)
+        self.tokenizer, self.normalization = tokenizer, normalization
+        training_args.oe_max_length = training_args.oe_max_length or self.max_length
+        # A seeded slice of the auxiliary outliers that training never sees: it chooses and fits the detector's score.
+        heldout, outliers = _hold_out(outliers, args.heldout_auxiliary_samples, self.seed)
+        validation_outliers = {}
+        if heldout:
+            with training_args.main_process_first(desc="loading validation outliers"):
+                validation_outliers = {
+                    f"{args.auxiliary_dataset} (held out)": heldout,
+                    **load_validation_outliers(args.validation_outliers, len(heldout), self.seed, normalization),
+                }
+        return RecipeData(
+            train=tokenize_dataset(texts["train"], tokenizer, self.max_length),
+            test=test,
+            validation=validation,
+            ood=ood,
+            unavailable=unavailable,
+            outliers=outliers,
+            extra={"train_texts": texts["train"], "heldout": heldout, "validation_outliers": validation_outliers},
+        )
+
+    def build_model(self, data: RecipeData) -> OEClassifier:
+        label_names = data.extra["train_texts"].features["label"].names
+        return _build_model(self.args, label_names, self.tokenizer, self.seed)
+
+    def initial_model(self, data: RecipeData):
+        if self.resume["baseline"] == "final":
+            final = Path(self.training_args.output_dir) / "baseline" / BASELINE_FINAL
+            logger.warning(f"Resuming: the baseline finished before; loading it from {final}.")
+            # Loaded, but not "pretrained": the card still states the baseline's training budget.
+            return OEClassifier.from_pretrained(final), False
+        return self.build_model(data), False
+
+    def baseline_changes(self) -> dict[str, Any]:
+        return {
+            "oe_weight": 0.0,
+            "num_train_epochs": self.args.baseline_epochs or self.training_args.num_train_epochs,
+            "learning_rate": self.args.baseline_learning_rate or self.training_args.learning_rate,
+        }
+
+    def trainer_kwargs(self, data: RecipeData) -> dict[str, Any]:
+        return {"processing_class": self.tokenizer}
+
+    def train(self, phase: str, trainer: OETrainer) -> None:
+        checkpoint = self.resume[phase]
+        if checkpoint == "final":
+            return
+        if checkpoint:
+            logger.warning(f"Resuming the {phase} phase from {checkpoint}.")
+        trainer.train(resume_from_checkpoint=checkpoint)
+        if phase == "baseline" and trainer.args.save_strategy != "no":
+            # The finished baseline, so that `--resume_from_checkpoint` during the OE phase does not retrain it.
+            trainer.save_model(str(Path(trainer.args.output_dir) / BASELINE_FINAL))
+
+    def oe_model(self, baseline, data: RecipeData):
+        if self.args.oe_mode == "scratch":
+            return self.build_model(data)
+        return super().oe_model(baseline, data)
+
+    def choose_score(self, detector, data: RecipeData) -> str:
+        args = self.args
+        train, validation = data.extra["train_texts"], data.validation
+        eval_batch = self.training_args.per_device_eval_batch_size
+        auto = args.detector_score == "auto"
+        candidates = [] if args.detector_score in LOGIT_SCORES else args.score_candidates
+        if not auto and candidates:
+            candidates = [args.detector_score]
+        # Fitted scores asked for in --scores are fitted too, for the report; only `candidates` compete.
+        reported = [s for s in args.scores if s not in LOGIT_SCORES and is_candidate(s)]
+        fitted: list[str] = []
+        if candidates or reported:
+            with distributed_inference():  # every process fits the same scores: their inference is shared
+                fitted, halves = fit_candidate_scores(
+                    detector,
+                    list(dict.fromkeys([*candidates, *reported])),
+                    train["text"],
+                    train["label"],
+                    validation["text"],
+                    data.extra["validation_outliers"],
+                    seed=self.seed,
+                    knn_k=args.knn_k,
+                    batch_size=eval_batch,
+                    training_data=f"{self.dataset_name()} train",
+                )
+            candidates = [c for c in candidates if c in fitted]
+        if candidates:
+            with distributed_inference():
+                self.selection = select_ood_score(
+                    detector,
+                    candidates,
+                    halves["validation"],
+                    halves["outliers"],
+                    batch_size=eval_batch,
+                    description={
+                        "validation": f"{self.dataset_name()} validation (second half)",
+                        "outliers": "second half of each source: held-out auxiliary sentences (never trained on) "
+                        "and the --validation_outliers sources (train texts of datasets no training or test set uses)",
+                    },
+                )
+            logger.warning(
+                f"Detector score chosen on ID validation vs validation outliers (no OOD test data):\n"
+                f"{selection_table(self.selection)}\nChosen: {self.selection['chosen']}"
+            )
+        else:
+            detector.set_ood_score(args.detector_score)
+        skipped = [s for s in reported if s not in fitted]
+        if skipped:
+            logger.warning(
+                f"Scores {skipped} need a pretrained transformer encoder, which this detector lacks: skipped."
+            )
+        self.oe_scores = list(dict.fromkeys([*(s for s in args.scores if s not in skipped), *fitted]))
+        return detector.config.ood_score
+
+    def evaluate(self, phase: str, trainer: OETrainer, data: RecipeData, score: str) -> PhaseEvaluation:
+        """Sharded `Trainer.predict` for logit scores; feature scores (and the detector's fitted scores) in one
+        process. The baseline has no fitted detector scores: logit scores, and feature scores fitted on the fly."""
+        if phase == "baseline":
+            scores = [s for s in self.args.scores if s in LOGIT_SCORES or s in FEATURE_SCORES] or ["msp"]
+        else:
+            scores = list(dict.fromkeys([*self.oe_scores, score]))
+        results = _evaluate(trainer, self.tokenizer, self.protocol, data, self.max_length, scores)
+        validation = data.validation["text"]
+        if score in LOGIT_SCORES:
+            val_scores = compute_score(score, _predict(trainer, validation, self.tokenizer, self.max_length))
+        else:
+            detector = trainer.accelerator.unwrap_model(trainer.model)
+            with distributed_inference():
+                val_scores = detector.compute_ood_scores(
+                    validation, batch_size=self.training_args.per_device_eval_batch_size, max_length=self.max_length
+                )
+        return PhaseEvaluation(results=results, validation_scores=val_scores)
+
+    def compare(self, runs: dict[str, PhaseEvaluation], chosen: str) -> str:
+        named = {"Baseline": runs["baseline"].results, "OE": runs["oe"].results}
+        scores = {"Baseline": "msp", "OE": "msp"}
+        if chosen != "msp":
+            # The shipped detector: the OE model deciding with the chosen score, on the same test data.
+            named["Detector"], scores["Detector"] = runs["oe"].results, chosen
+        return compare_results(named, score=scores)
+
+    def dataset_name(self) -> str:
+        dataset = self.args.dataset
+        return ID_PRESETS[dataset].hub_id if dataset in ID_PRESETS else dataset
+
+    def auxiliary_name(self) -> str:
+        return f"{self.args.auxiliary_dataset} ({self.args.auxiliary_split})"
+
+    def evaluation_record(self, data: RecipeData) -> dict[str, Any]:
+        return {
+            **super().evaluation_record(data),
+            "label_granularity": self.args.label_granularity,
+            "max_eval_samples": self.args.max_eval_samples,
+            "max_length": self.max_length,
+            "ood_datasets": list(self.args.ood_datasets),
+            "normalization": dataclasses.asdict(self.normalization),
+        }
+
+    def extra_provenance(self, phase: str, data: RecipeData) -> dict[str, Any]:
+        if phase == "baseline":
+            return {}
+        return {
+            "oe_mode": self.args.oe_mode,
+            "protocol": self.args.protocol,
+            "heldout_auxiliary_examples": len(data.extra["heldout"]),
+            "command": reproduce_command(self.args, self.training_args),
+        }
+
+    def write_reports(self, result: RecipeResult, runs: dict[str, PhaseEvaluation], data: RecipeData) -> None:
+        out = result.output_dir
+        result.baseline.save(out / "results" / "baseline")
+        result.oe.save(out / "results" / "oe")
+        (out / "comparison.md").write_text(result.comparison + "\n")
+        summary = {
+            "recipe": dataclasses.asdict(self.args),
+            "threshold": result.threshold,
+            "detector_score": result.detector_score,
+            "score_selection": self.selection,
+            "baseline": result.baseline.to_dict(),
+            "oe": result.oe.to_dict(),
+        }
+        write_json(out / "results.json", summary)
 
 
 def run_recipe(recipe_args: RecipeArguments, training_args: OETrainingArguments) -> RecipeResult:
     """Run the paper's experiment (see the module docstring) and return both evaluations and the detector path."""
-    output_dir = Path(training_args.output_dir)
-    is_main = training_args.process_index == 0
-    max_length = recipe_args.max_length or 128
-    resume = _resume_plan(training_args)  # before any work: a bad --resume_from_checkpoint fails at once
-
-    # ---- tokenizer and data (one normalisation policy for ID, auxiliary and OOD text)
-    tokenizer = None
-    if not recipe_args.is_rnn:
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_hub_id(recipe_args.model), **remote_code_kwargs(recipe_args.trust_remote_code, "model")
-        )
-    normalization = _normalization(recipe_args, tokenizer)
-    with training_args.main_process_first(desc="loading datasets"):
-        data = load_id_dataset(
-            recipe_args.dataset,
-            text_column=recipe_args.text_column,
-            label_column=recipe_args.label_column,
-            label_granularity=recipe_args.label_granularity,
-            label_names=recipe_args.class_names,
-            remap_labels=recipe_args.remap_labels,
-            normalization=normalization,
-            max_train_samples=recipe_args.max_train_samples,
-            seed=training_args.seed,
-        )
-        ood, unavailable = load_ood_datasets(recipe_args.ood_datasets, normalization=normalization)
-    test, validation = data["test"], data["validation"]
-    if recipe_args.max_eval_samples is not None:
-        test = test.shuffle(seed=training_args.seed).select(range(min(len(test), recipe_args.max_eval_samples)))
-        validation = validation.select(range(min(len(validation), recipe_args.max_eval_samples)))
-    if not ood:
-        raise ValueError(f"None of the OOD sets {recipe_args.ood_datasets} could be loaded: {unavailable}.")
-    report_unavailable(unavailable, logger, is_main)
-    batch_note = global_batch_note(training_args)
-    if batch_note and is_main:
-        logger.warning(batch_note)
-    label_names = data["train"].features["label"].names
-
-    if recipe_args.is_rnn:
-        tokenizer = _rnn_tokenizer(recipe_args, training_args, data["train"]["text"], max_length, normalization)
-    train = tokenize_dataset(data["train"], tokenizer, max_length)
-
-    exclude = None
-    if recipe_args.exclude_test_overlap:
-        exclude = [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
-    with training_args.main_process_first(desc="loading auxiliary outliers"):
-        outliers = load_outlier_dataset(
-            recipe_args.auxiliary_dataset,
-            split=recipe_args.auxiliary_split,
-            config=recipe_args.auxiliary_config,
-            text_column=recipe_args.auxiliary_text_column,
-            streaming=recipe_args.auxiliary_streaming,
-            exclude_texts=exclude,
-            normalization=normalization,
-            max_samples=recipe_args.auxiliary_max_samples,
-            unk_policy=recipe_args.auxiliary_unk_policy,
-        )
-    training_args.oe_max_length = training_args.oe_max_length or max_length
-    # A seeded slice of the auxiliary outliers that training never sees: it chooses and fits the detector's score.
-    heldout, outliers = _hold_out(outliers, recipe_args.heldout_auxiliary_samples, training_args.seed)
-    validation_outliers = {}
-    if heldout:
-        with training_args.main_process_first(desc="loading validation outliers"):
-            validation_outliers = {
-                f"{recipe_args.auxiliary_dataset} (held out)": heldout,
-                **load_validation_outliers(
-                    recipe_args.validation_outliers, len(heldout), training_args.seed, normalization
-                ),
-            }
-
-    # ---- 1. baseline
-    seed = training_args.seed
-    baseline_args = _phase_args(
-        training_args,
-        "baseline",
-        oe_weight=0.0,
-        num_train_epochs=recipe_args.baseline_epochs or training_args.num_train_epochs,
-        learning_rate=recipe_args.baseline_learning_rate or training_args.learning_rate,
-        push_to_hub=False,
-    )
-    final_baseline = Path(baseline_args.output_dir) / BASELINE_FINAL
-    if resume["baseline"] == "final":
-        logger.warning(f"Resuming: the baseline finished before; loading it from {final_baseline}.")
-        model = OEClassifier.from_pretrained(final_baseline)
-    else:
-        model = _build_model(recipe_args, label_names, tokenizer, seed)
-    baseline_trainer = OETrainer(model=model, args=baseline_args, train_dataset=train, processing_class=tokenizer)
-    if resume["baseline"] != "final":
-        if resume["baseline"]:
-            logger.warning(f"Resuming the baseline from {resume['baseline']}.")
-        baseline_trainer.train(resume_from_checkpoint=resume["baseline"])
-        if baseline_args.save_strategy != "no":
-            # The finished baseline, so that `--resume_from_checkpoint` during the OE phase does not retrain it.
-            baseline_trainer.save_model(str(final_baseline))
-    # The baseline has no fitted detector scores: logit scores, and feature scores fitted on the fly.
-    baseline_scores = [s for s in recipe_args.scores if s in LOGIT_SCORES or s in FEATURE_SCORES] or ["msp"]
-    baseline = _evaluate(
-        baseline_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, baseline_scores
-    )
-    evaluation = {
-        "dataset": recipe_args.dataset,
-        "label_granularity": recipe_args.label_granularity,
-        "protocol": recipe_args.protocol,
-        "seed": training_args.seed,
-        "max_eval_samples": recipe_args.max_eval_samples,
-        "max_ood_samples": recipe_args.max_ood_samples,
-        "max_length": max_length,
-        "ood_datasets": list(recipe_args.ood_datasets),
-        "normalization": dataclasses.asdict(normalization),
-    }
-    id_name = ID_PRESETS[recipe_args.dataset].hub_id if recipe_args.dataset in ID_PRESETS else recipe_args.dataset
-    # The baseline is a detector too (MSP, threshold on ID validation): saved before OE changes its weights.
-    baseline_model = baseline_trainer.accelerator.unwrap_model(baseline_trainer.model)
-    saved = (baseline_model.config.ood_score, baseline_model.config.oe, baseline_model.tokenizer)
-    baseline_model.set_ood_score("msp")
-    baseline_threshold = baseline_model.calibrate_threshold(
-        compute_score("msp", _predict(baseline_trainer, validation["text"], tokenizer, max_length)),
-        tpr=recipe_args.calibration_tpr,
-        calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
-    )
-    baseline_model.config.oe = {}
-    baseline_model.record_oe_provenance(
-        in_distribution_dataset=id_name,
-        ood_results=_ood_results_for_card(baseline, "msp"),
-        test_accuracy=baseline.accuracy,
-        flagged=baseline.set_threshold("msp", baseline_threshold)["flagged"] or None,
-        unavailable_ood_sets=sorted(unavailable),
-        train_examples=len(train),
-        baseline_epochs=baseline_args.num_train_epochs if baseline_args.max_steps <= 0 else None,
-        train_steps=baseline_trainer.state.global_step,
-        seed=training_args.seed,
-        evaluation=evaluation,
-    )
-    baseline_model.tokenizer = tokenizer
-    if is_main:
-        baseline_model.save_pretrained(output_dir / "baseline_detector")
-    # The OE phase starts from the trained weights only: no threshold or provenance of the baseline carries over.
-    baseline_model.config.ood_threshold = baseline_model.config.threshold_tpr = None
-    baseline_model.config.threshold_calibration = None
-    baseline_model.config.ood_score, baseline_model.config.oe, baseline_model.tokenizer = saved
-
-    # ---- 2. Outlier Exposure
-    if recipe_args.oe_mode == "scratch":
-        model = _build_model(recipe_args, label_names, tokenizer, seed)
-    oe_trainer = OETrainer(
-        model=model,
-        args=_phase_args(training_args, "oe", push_to_hub=False),
-        train_dataset=train,
-        processing_class=tokenizer,
-        outlier_dataset=outliers,
-    )
-    if resume["oe"]:
-        logger.warning(f"Resuming Outlier Exposure from {resume['oe']}.")
-    oe_trainer.train(resume_from_checkpoint=resume["oe"])
-
-    # ---- 3. the detector's score, chosen without OOD test data; threshold on ID validation
-    detector = oe_trainer.accelerator.unwrap_model(oe_trainer.model)
-    eval_batch = training_args.per_device_eval_batch_size
-    selection = None
-    auto = recipe_args.detector_score == "auto"
-    candidates = [] if recipe_args.detector_score in LOGIT_SCORES else recipe_args.score_candidates
-    if not auto and candidates:
-        candidates = [recipe_args.detector_score]
-    # Fitted scores asked for in --scores are fitted too, for the report; only `candidates` compete.
-    reported = [s for s in recipe_args.scores if s not in LOGIT_SCORES and is_candidate(s)]
-    fitted: list[str] = []
-    if candidates or reported:
-        with distributed_inference():  # every process fits the same scores: their inference is shared
-            fitted, halves = fit_candidate_scores(
-                detector,
-                list(dict.fromkeys([*candidates, *reported])),
-                data["train"]["text"],
-                data["train"]["label"],
-                validation["text"],
-                validation_outliers,
-                seed=training_args.seed,
-                knn_k=recipe_args.knn_k,
-                batch_size=eval_batch,
-                training_data=f"{id_name} train",
-            )
-        candidates = [c for c in candidates if c in fitted]
-    if candidates:
-        with distributed_inference():
-            selection = select_ood_score(
-                detector,
-                candidates,
-                halves["validation"],
-                halves["outliers"],
-                batch_size=eval_batch,
-                description={
-                    "validation": f"{id_name} validation (second half)",
-                    "outliers": "second half of each source: held-out auxiliary sentences (never trained on) and "
-                    "the --validation_outliers sources (train texts of datasets no training or test set uses)",
-                },
-            )
-        logger.warning(
-            f"Detector score chosen on ID validation vs validation outliers (no OOD test data):\n"
-            f"{selection_table(selection)}\nChosen: {selection['chosen']}"
-        )
-    else:
-        detector.set_ood_score(recipe_args.detector_score)
-    chosen = detector.config.ood_score
-    skipped = [s for s in reported if s not in fitted]
-    if skipped:
-        logger.warning(f"Scores {skipped} need a pretrained transformer encoder, which this detector lacks: skipped.")
-    requested = [s for s in recipe_args.scores if s not in skipped]
-    oe_scores = list(dict.fromkeys([*requested, *fitted, chosen]))
-    oe = _evaluate(oe_trainer, tokenizer, recipe_args, test, ood, unavailable, data["train"], max_length, oe_scores)
-    runs, scores = {"Baseline": baseline, "OE": oe}, {"Baseline": "msp", "OE": "msp"}
-    if chosen != "msp":
-        # The shipped detector: the OE model deciding with the chosen score, on the same test data.
-        runs["Detector"], scores["Detector"] = oe, chosen
-    comparison = compare_results(runs, score=scores)
-    if chosen in LOGIT_SCORES:
-        val_scores = compute_score(chosen, _predict(oe_trainer, validation["text"], tokenizer, max_length))
-    else:
-        with distributed_inference():
-            val_scores = detector.compute_ood_scores(validation["text"], batch_size=eval_batch, max_length=max_length)
-    threshold = detector.calibrate_threshold(
-        val_scores,
-        tpr=recipe_args.calibration_tpr,
-        calibration_data={"dataset": recipe_args.dataset, "split": "validation", "num_examples": len(validation)},
-    )
-    flagged = oe.set_threshold(chosen, threshold)["flagged"]
-    detector.record_oe_provenance(
-        in_distribution_dataset=id_name,
-        auxiliary_dataset=f"{recipe_args.auxiliary_dataset} ({recipe_args.auxiliary_split})",
-        ood_results=_ood_results_for_card(oe, chosen),
-        training_args=training_args,
-        oe_mode=recipe_args.oe_mode,
-        protocol=recipe_args.protocol,
-        baseline_ood_results=_ood_results_for_card(baseline, "msp"),
-        unavailable_ood_sets=sorted(unavailable),
-        seed=training_args.seed,
-        test_accuracy=oe.accuracy,
-        baseline_test_accuracy=baseline.accuracy,
-        flagged=flagged or None,
-        train_examples=len(train),
-        auxiliary_examples=len(outliers) if hasattr(outliers, "__len__") else None,
-        heldout_auxiliary_examples=len(heldout),
-        baseline_epochs=baseline_args.num_train_epochs if baseline_args.max_steps <= 0 else None,
-        num_train_epochs=training_args.num_train_epochs if training_args.max_steps <= 0 else None,
-        train_steps=oe_trainer.state.global_step,
-        global_batch_size=training_args.per_device_train_batch_size
-        * training_args.world_size
-        * training_args.gradient_accumulation_steps,
-        evaluation=evaluation,
-        command=reproduce_command(recipe_args, training_args),
-    )
-    detector.tokenizer = tokenizer
-    detector_dir = output_dir / "detector"
-    pushed_to = None
-    if is_main:
-        detector.save_pretrained(detector_dir)
-        baseline.save(output_dir / "results" / "baseline")
-        oe.save(output_dir / "results" / "oe")
-        (output_dir / "comparison.md").write_text(comparison + "\n")
-        summary = {
-            "recipe": dataclasses.asdict(recipe_args),
-            "threshold": threshold,
-            "detector_score": chosen,
-            "score_selection": selection,
-            "baseline": baseline.to_dict(),
-            "oe": oe.to_dict(),
-        }
-        (output_dir / "results.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-        if training_args.push_to_hub:
-            repo_id = training_args.hub_model_id or output_dir.name
-            detector.push_to_hub(repo_id, private=training_args.hub_private_repo, token=training_args.hub_token)
-            pushed_to = repo_id
-    if is_main:
-        remove_empty_folders(baseline_args.output_dir, oe_trainer.args.output_dir)
-        for warning in budget_warnings(baseline, oe, "msp", train_examples=len(train)):
-            logger.warning(warning)
-    oe_trainer.accelerator.wait_for_everyone()
-    return RecipeResult(
-        baseline=baseline,
-        oe=oe,
-        comparison=comparison,
-        detector_dir=detector_dir,
-        output_dir=output_dir,
-        threshold=threshold,
-        pushed_to=pushed_to,
-        decision=describe_decision(detector.config, flagged),
-    )
+    return TextRecipe(recipe_args, training_args).run()
 
 
 # Recipe arguments that decide what is trained and evaluated: the command in the model card names them explicitly, so
@@ -884,14 +814,6 @@ def reproduce_command(recipe_args: RecipeArguments, training_args: OETrainingArg
     if world > 1:
         parts = ["accelerate", "launch", "--num_processes", str(world), "-m", "oe_text.cli", *parts[1:]]
     return " ".join(parts)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return str(value)
 
 
 def main(dataset: str | None = None, args: list[str] | None = None) -> RecipeResult:

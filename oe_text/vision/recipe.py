@@ -17,15 +17,10 @@ Steps (as the paper's `CIFAR/baseline.py`, `oe_tune.py`, `test.py` and `test_cal
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
-import math
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,10 +29,11 @@ import torch.nn.functional as F
 from transformers import set_seed
 from transformers.utils import logging
 
-from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits, plan_ood_subsets
-from ..folders import remove_empty_folders
+from ..evaluation import compare_results, compare_results_to_dict, evaluate_ood_from_logits
 from ..inference import trainer_logits
-from ..reporting import budget_warnings, global_batch_note, markdown_table, report_unavailable
+from ..ood_protocol import OODProtocol
+from ..recipe_flow import OERecipe, PhaseEvaluation, RecipeData, RecipeResult, predict_planned, write_json
+from ..reporting import markdown_table
 from ..trainer import OETrainer
 from ..training_args import OETrainingArguments, parse_args_with_defaults
 from .data import (
@@ -205,6 +201,21 @@ class VisionRecipeArguments:
         if self.num_subsets < 1 or not self.ood_to_id_ratio > 0:
             raise ValueError("--num_subsets must be >= 1 and --ood_to_id_ratio > 0.")
 
+    @property
+    def calibration_tpr(self) -> float:
+        """`threshold_tpr`, under the name the shared recipe flow reads."""
+        return self.threshold_tpr
+
+    def ood_protocol(self, seed: int) -> OODProtocol:
+        """The paper's vision protocol with this run's subsets and ratio: FPR at 95% TPR first, as the paper."""
+        return OODProtocol(
+            num_subsets=self.num_subsets,
+            ood_to_id_ratio=self.ood_to_id_ratio,
+            seed=seed,
+            fpr_tprs=(0.95,),
+            recall_level=0.95,
+        )
+
 
 def _vision_defaults(known) -> dict[str, Any]:
     """The recipe's training defaults, with those of the `--dataset` preset (`PRESET_TRAINING_KEYS`) on top."""
@@ -306,7 +317,7 @@ def _ood_split(name: str) -> str:
 def _load_ood_sets(args: VisionRecipeArguments, n_id: int, seed: int, transform: ImageTransform):
     """OOD sets by name (synthetic ones generated to the protocol's size), and the ones that could not be loaded."""
     spec = get_dataset_spec(args.dataset)
-    per_subset = max(1, math.floor(args.ood_to_id_ratio * n_id + 1e-9))
+    per_subset = args.ood_protocol(seed).subset_size(n_id)
     sets: dict[str, ImageDataset] = {}
     unavailable: dict[str, str] = {}
     for name in args.ood_datasets:
@@ -344,54 +355,41 @@ def evaluate_image_detector(
     args: VisionRecipeArguments,
     seed: int,
     unavailable: dict[str, str],
-) -> dict[str, Any]:
+    score: str | None = None,
+) -> PhaseEvaluation:
     """Logits of the ID test set, the OOD inputs the protocol needs and the held-out split; detection results at
     T = 1 and calibration results at the tuned temperature.
 
     Returns:
-        `dict` with `detection` (`OODResults`), `calibration` (`OODResults` at `temperature`), `temperature`,
-        `validation_logits` and `validation_labels`.
+        `PhaseEvaluation`: `results` (detection), `calibration` (at `temperature`), `temperature`, and the held-out
+        split's scores of `score` (default `args.scores[0]`; the detector's threshold is calibrated on them).
     """
-    id_logits, id_labels = _predict(trainer, id_test)
-    plan = plan_ood_subsets(
-        len(id_test),
-        {name: len(ds) for name, ds in ood_sets.items()},
-        protocol="paper",
-        num_subsets=args.num_subsets,
-        ood_to_id_ratio=args.ood_to_id_ratio,
-        seed=seed,
+    protocol = args.ood_protocol(seed)
+    plan, id_logits, id_labels, ood_logits = predict_planned(
+        protocol,
+        lambda ds: _predict(trainer, ds),
+        id_test,
+        ood_sets,
+        lambda ds, indices, name: ds.select(indices, name=name),
     )
-    ood_logits = {
-        name: _predict(trainer, ds.select(plan.indices_to_score(name), name=name))[0] for name, ds in ood_sets.items()
-    }
-    common = dict(
-        id_labels=id_labels,
-        scores=args.scores,
-        fpr_tprs=(0.95,),
-        recall_level=0.95,
-        plan=plan,
-        unavailable=unavailable,
-        num_subsets=args.num_subsets,
-        ood_to_id_ratio=args.ood_to_id_ratio,
-        seed=seed,
-    )
+    common = dict(id_labels=id_labels, scores=args.scores, protocol=protocol, plan=plan, unavailable=unavailable)
     detection = evaluate_ood_from_logits(id_logits, ood_logits, calibration=False, **common)
-    val_logits = val_labels = None
+    val_scores = None
     temperature = 1.0
     if validation is not None:
         val_logits, val_labels = _predict(trainer, validation)
         if args.tune_temperature:
             temperature = tune_temperature(val_logits, val_labels)
+        detector = trainer.accelerator.unwrap_model(trainer.model)
+        if detector.config.ood_score != (score or args.scores[0]):
+            detector.set_ood_score(score or args.scores[0])
+        val_scores = detector.ood_scores_from_logits(val_logits)
     calibration = evaluate_ood_from_logits(
         id_logits, ood_logits, calibration=True, temperature=temperature, **{**common, "scores": ["msp"]}
     )
-    return {
-        "detection": detection,
-        "calibration": calibration,
-        "temperature": temperature,
-        "validation_logits": val_logits,
-        "validation_labels": val_labels,
-    }
+    return PhaseEvaluation(
+        results=detection, validation_scores=val_scores, calibration=calibration, temperature=temperature
+    )
 
 
 MAIN_METRICS = ("fpr95", "auroc", "aupr_out")
@@ -399,33 +397,33 @@ CALIBRATION_KEYS = ("rms_calibration_error", "mad_calibration_error", "soft_f1")
 _CALIBRATION_LABELS = {"rms_calibration_error": "RMS ↓", "mad_calibration_error": "MAD ↓", "soft_f1": "Soft F1 ↑"}
 
 
-def compare_calibration(named: dict[str, dict[str, Any]], digits: int = 2) -> str:
+def compare_calibration(named: dict[str, PhaseEvaluation], digits: int = 2) -> str:
     """Side-by-side calibration table (the paper's Table 12 layout): per OOD set, RMS / MAD calibration error and
     Soft F1 of each run on the ID test + OOD mixture, at each run's tuned temperature.
 
     Args:
-        named (`dict`): run name -> the `evaluate_image_detector` output.
+        named (`dict`): run name -> its `PhaseEvaluation` (`evaluate_image_detector`).
         digits (`int`, *optional*, defaults to 2): decimals of the percentages.
 
     Returns:
         `str`: markdown.
     """
     runs = list(named)
-    sets = list(next(iter(named.values()))["calibration"].calibration)
+    sets = list(next(iter(named.values())).calibration.calibration)
     header = ["Test data"] + [f"{_CALIBRATION_LABELS[k]} {run}" for k in CALIBRATION_KEYS for run in runs]
     rows = []
     for s in sets:
         rows.append(
             [f"ID + {s}"]
             + [
-                f"{100 * named[r]['calibration'].calibration[s][k]['mean']:.{digits}f}"
+                f"{100 * named[r].calibration.calibration[s][k]['mean']:.{digits}f}"
                 for k in CALIBRATION_KEYS
                 for r in runs
             ]
         )
-    means = {r: named[r]["calibration"].mean_calibration() for r in runs}
+    means = {r: named[r].calibration.mean_calibration() for r in runs}
     rows.append(["**Mean**"] + [f"**{100 * means[r][k]:.{digits}f}**" for k in CALIBRATION_KEYS for r in runs])
-    temps = ", ".join(f"{r}: T={named[r]['temperature']:.3f}" for r in runs)
+    temps = ", ".join(f"{r}: T={named[r].temperature:.3f}" for r in runs)
     return (
         "Calibration on the ID test set mixed with each OOD subset (confidence = max softmax probability at the "
         f"temperature tuned on the held-out split ({temps}); OOD inputs count as misclassified; adaptive bins of "
@@ -448,7 +446,120 @@ def _build_model(args: VisionRecipeArguments, classes: list[str] | None, num_lab
     )
 
 
-def run_vision_recipe(args: VisionRecipeArguments, training_args: OETrainingArguments) -> dict[str, Any]:
+class VisionRecipe(OERecipe):
+    """The image recipe: `OERecipe`'s flow with image data, WRN / torchvision models, temperature-tuned calibration."""
+
+    phase_dirs = {"baseline": "baseline_trainer", "oe": "oe_trainer"}
+    detector_dirs = {"baseline": "baseline", "oe": "oe_detector"}
+    card_metrics = MAIN_METRICS
+    card_mean = False
+
+    def load_data(self) -> RecipeData:
+        args, seed = self.args, self.seed
+        set_seed(seed)
+        spec = get_dataset_spec(args.dataset)
+        train_tf = ImageTransform.for_dataset(spec.name, train=True)
+        eval_tf = ImageTransform.for_dataset(spec.name, train=False)
+        full_train = load_vision_dataset(spec.name, "train", root=args.data_root)
+        train, validation = split_train_validation(full_train, args.validation_size or 0, seed=seed)
+        train = _subset(train, args.max_train_samples, seed, name=f"{spec.name}:train").with_transform(train_tf)
+        validation = validation.with_transform(eval_tf) if validation is not None else None
+        id_test = load_vision_dataset(spec.name, "test", root=args.data_root)
+        id_test = _subset(id_test, args.max_test_samples, seed, name=f"{spec.name}:test").with_transform(eval_tf)
+        outliers = load_vision_dataset(args.outlier_dataset, args.outlier_split or "train", root=args.data_root)
+        outliers = _subset(outliers.without_labels(), args.max_outliers, seed).with_transform(train_tf)
+        ood_sets, unavailable = _load_ood_sets(args, len(id_test), seed, eval_tf)
+        _print_main(
+            self.training_args,
+            f"Vision recipe: {spec.name} train {len(train)} / held-out {len(validation) if validation else 0} / test "
+            f"{len(id_test)}; outliers {args.outlier_dataset} ({len(outliers)}); OOD sets "
+            f"{ {k: len(v) for k, v in ood_sets.items()} }; train transform {train_tf}.",
+        )
+        classes = full_train.classes
+        num_labels = len(classes) if classes else int(full_train.labels().max()) + 1
+        return RecipeData(
+            train=train,
+            test=id_test,
+            validation=validation,
+            ood=ood_sets,
+            unavailable=unavailable,
+            outliers=outliers,
+            extra={"classes": classes, "num_labels": num_labels},
+        )
+
+    def build_model(self, data: RecipeData) -> OEImageClassifier:
+        set_seed(self.seed)  # the initial weights depend on the seed only, not on what ran before in this process
+        return _build_model(self.args, data.extra["classes"], data.extra["num_labels"])
+
+    def initial_model(self, data: RecipeData):
+        if self.args.baseline_model:
+            return OEImageClassifier.from_pretrained(self.args.baseline_model), True
+        return self.build_model(data), False
+
+    def baseline_changes(self) -> dict[str, Any]:
+        if self.args.baseline_model:
+            return {}
+        return {
+            "oe_weight": 0.0,
+            "num_train_epochs": self.args.baseline_epochs,
+            "learning_rate": self.args.baseline_learning_rate,
+        }
+
+    def baseline_score(self) -> str:
+        return self.args.scores[0]
+
+    def evaluate(self, phase: str, trainer: OETrainer, data: RecipeData, score: str) -> PhaseEvaluation:
+        return evaluate_image_detector(
+            trainer, data.test, data.ood, data.validation, self.args, self.seed, data.unavailable, score
+        )
+
+    def compare(self, runs: dict[str, PhaseEvaluation], chosen: str) -> str:
+        named = {"Baseline": runs["baseline"].results, "OE": runs["oe"].results}
+        return "\n".join(compare_results(named, score=s, metrics=list(MAIN_METRICS)) for s in self.args.scores)
+
+    def calibration_table(self, runs: dict[str, PhaseEvaluation]) -> str:
+        return compare_calibration({"Baseline": runs["baseline"], "OE": runs["oe"]})
+
+    def auxiliary_name(self) -> str:
+        aux = str(self.args.outlier_dataset)
+        # A local path says nothing to the card's readers (and may be private): keep its file name only.
+        return os.path.basename(aux) if os.path.exists(aux) else aux
+
+    def calibration_data(self, data: RecipeData) -> dict[str, Any]:
+        return {"dataset": self.args.dataset, "split": "train (held-out)"}
+
+    def evaluation_record(self, data: RecipeData) -> dict[str, Any]:
+        return {
+            **super().evaluation_record(data),
+            "max_eval_samples": self.args.max_test_samples,
+            "ood_datasets": list(self.args.ood_datasets),
+        }
+
+    def write_reports(self, result: RecipeResult, runs: dict[str, PhaseEvaluation], data: RecipeData) -> None:
+        out = result.output_dir
+        for name, run in runs.items():
+            run.results.save(out / f"results_{name}", plots=self.args.plots)
+        named = {"Baseline": result.baseline, "OE": result.oe}
+        scores = self.args.scores
+        summary = {
+            "comparison": {s: compare_results_to_dict(named, score=s, metrics=list(MAIN_METRICS)) for s in scores},
+            "calibration": {
+                label: {
+                    "temperature": r.temperature,
+                    "per_set": {s: {k: v["mean"] for k, v in m.items()} for s, m in r.calibration.calibration.items()},
+                    "mean": r.calibration.mean_calibration(),
+                    "id_only": r.calibration.id_calibration,
+                }
+                for label, r in (("Baseline", runs["baseline"]), ("OE", runs["oe"]))
+            },
+            "recipe_args": dataclasses.asdict(self.args),
+            "timings_s": result.timings,
+        }
+        write_json(out / "comparison.json", summary)
+        (out / "comparison.md").write_text(result.comparison + "\n" + result.calibration_table, encoding="utf-8")
+
+
+def run_vision_recipe(args: VisionRecipeArguments, training_args: OETrainingArguments) -> RecipeResult:
     """Run the recipe (see the module docstring) and return its results.
 
     Args:
@@ -457,180 +568,17 @@ def run_vision_recipe(args: VisionRecipeArguments, training_args: OETrainingArgu
             batch); the baseline uses the same with `baseline_epochs` / `baseline_learning_rate`.
 
     Returns:
-        `dict` with `baseline` and `oe` (the `evaluate_image_detector` outputs), `table` and `calibration_table` (the
-        printed markdown) and `timings` (seconds per phase).
+        `RecipeResult`: both detection evaluations (`baseline`, `oe`), their `calibration` and `temperatures`, the
+        printed tables (`comparison`, `calibration_table`), `timings` (seconds per phase) and the training `budget`.
     """
-    start = time.time()
-    timings: dict[str, float] = {}
-    seed = training_args.seed
-    set_seed(seed)
-    out_dir = Path(training_args.output_dir)
-    spec = get_dataset_spec(args.dataset)
-    train_tf = ImageTransform.for_dataset(spec.name, train=True)
-    eval_tf = ImageTransform.for_dataset(spec.name, train=False)
-
-    # ---- data
-    full_train = load_vision_dataset(spec.name, "train", root=args.data_root)
-    train, validation = split_train_validation(full_train, args.validation_size or 0, seed=seed)
-    train = _subset(train, args.max_train_samples, seed, name=f"{spec.name}:train")
-    classes = full_train.classes
-    num_labels = len(classes) if classes else int(full_train.labels().max()) + 1
-    train = train.with_transform(train_tf)
-    validation = validation.with_transform(eval_tf) if validation is not None else None
-    id_test = load_vision_dataset(spec.name, "test", root=args.data_root)
-    id_test = _subset(id_test, args.max_test_samples, seed, name=f"{spec.name}:test").with_transform(eval_tf)
-    outliers = load_vision_dataset(args.outlier_dataset, args.outlier_split or "train", root=args.data_root)
-    outliers = _subset(outliers.without_labels(), args.max_outliers, seed).with_transform(train_tf)
-    ood_sets, unavailable = _load_ood_sets(args, len(id_test), seed, eval_tf)
-    report_unavailable(unavailable, logger, training_args.process_index == 0)
-    batch_note = global_batch_note(training_args)
-    if batch_note and training_args.process_index == 0:
-        logger.warning(batch_note)
-    _print_main(
-        training_args,
-        f"Vision recipe: {spec.name} train {len(train)} / held-out {len(validation) if validation else 0} / test "
-        f"{len(id_test)}; outliers {args.outlier_dataset} ({len(outliers)}); OOD sets "
-        f"{ {k: len(v) for k, v in ood_sets.items()} }; train transform {train_tf}.",
-    )
-    timings["data"] = time.time() - start
-
-    # ---- baseline
-    t0 = time.time()
-    if args.baseline_model:
-        model = OEImageClassifier.from_pretrained(args.baseline_model)
-        baseline_args = dataclasses.replace(training_args, output_dir=str(out_dir / "baseline_trainer"))
-    else:
-        set_seed(seed)  # the initial weights depend on the seed only, not on what ran before in this process
-        model = _build_model(args, classes, num_labels)
-        baseline_args = dataclasses.replace(
-            training_args,
-            output_dir=str(out_dir / "baseline_trainer"),
-            num_train_epochs=args.baseline_epochs,
-            learning_rate=args.baseline_learning_rate,
-        )
-    baseline_trainer = OETrainer(model=model, args=baseline_args, train_dataset=train)
-    if not args.baseline_model:
-        baseline_trainer.train()
-    timings["baseline_train"] = time.time() - t0
-    t0 = time.time()
-    baseline = evaluate_image_detector(baseline_trainer, id_test, ood_sets, validation, args, seed, unavailable)
-    timings["baseline_eval"] = time.time() - t0
-
-    # ---- Outlier Exposure fine-tune of the baseline's weights
-    t0 = time.time()
-    oe_model = copy.deepcopy(model)
-    oe_trainer = OETrainer(model=oe_model, args=training_args, train_dataset=train, outlier_dataset=outliers)
-    oe_trainer.train()
-    timings["oe_train"] = time.time() - t0
-    t0 = time.time()
-    oe = evaluate_image_detector(oe_trainer, id_test, ood_sets, validation, args, seed, unavailable)
-    timings["oe_eval"] = time.time() - t0
-
-    # ---- reports
-    named = {"Baseline": baseline["detection"], "OE": oe["detection"]}
-    table = "\n".join(compare_results(named, score=s, metrics=list(MAIN_METRICS)) for s in args.scores)
-    calibration_table = compare_calibration({"Baseline": baseline, "OE": oe})
-    timings["total"] = time.time() - start
-    report = {
-        "baseline": baseline,
-        "oe": oe,
-        "table": table,
-        "calibration_table": calibration_table,
-        "timings": timings,
-        "budget": {
-            "train_examples": len(train),
-            "auxiliary_examples": len(outliers),
-            "baseline_epochs": None if args.baseline_model else args.baseline_epochs,
-            "num_train_epochs": training_args.num_train_epochs if training_args.max_steps <= 0 else None,
-            "train_steps": oe_trainer.state.global_step,
-            "global_batch_size": training_args.per_device_train_batch_size
-            * training_args.world_size
-            * training_args.gradient_accumulation_steps,
-            "seed": seed,
-        },
-    }
-    if oe_trainer.is_world_process_zero():
-        for warning in budget_warnings(baseline["detection"], oe["detection"], args.scores[0], len(train)):
-            logger.warning(warning)
-        runs = {
-            "baseline": (model, baseline, out_dir / "baseline", None),
-            "oe": (oe_model, oe, out_dir / "oe_detector", args.outlier_dataset),
-        }
-        _save_outputs(out_dir, runs, args, training_args, report)
-        remove_empty_folders(baseline_args.output_dir)
-        minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in timings.items())
-        print(f"\n{table}\n{calibration_table}\nWall-clock minutes: {minutes}.", flush=True)
-    return report
+    return VisionRecipe(args, training_args).run()
 
 
-_BASELINE_BUDGET = ("train_examples", "baseline_epochs", "seed")
-
-
-def _save_outputs(out_dir: Path, runs: dict, args: VisionRecipeArguments, training_args, report: dict) -> None:
-    """Calibrate and save both detectors (with provenance and results for the model card) and write the reports."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    score = args.scores[0]
-    for name, (detector, result, folder, aux) in runs.items():
-        if score != detector.config.ood_score:
-            detector.set_ood_score(score)
-        if result["validation_logits"] is not None:
-            detector.calibrate_threshold(
-                detector.ood_scores_from_logits(result["validation_logits"]),
-                tpr=args.threshold_tpr,
-                calibration_data={"dataset": args.dataset, "split": "train (held-out)"},
-            )
-        detection = result["detection"]
-        baseline = report["baseline"]["detection"] if name == "oe" else None
-        threshold = detector.config.ood_threshold
-        detector.record_oe_provenance(
-            in_distribution_dataset=args.dataset,
-            # A local path says nothing to the card's readers (and may be private): keep its file name only.
-            auxiliary_dataset=(os.path.basename(str(aux)) if os.path.exists(str(aux)) else aux) if aux else None,
-            oe_weight=training_args.oe_weight if aux else None,
-            oe_loss=training_args.oe_loss if aux else None,
-            ood_results={s: {k: detection.get(score, s, k) for k in MAIN_METRICS} for s in detection.ood_names},
-            test_accuracy=detection.accuracy,
-            baseline_ood_results=(
-                {s: {k: baseline.get(score, s, k) for k in MAIN_METRICS} for s in baseline.ood_names}
-                if baseline is not None
-                else None
-            ),
-            baseline_test_accuracy=baseline.accuracy if baseline is not None else None,
-            flagged=(detection.set_threshold(score, threshold)["flagged"] or None) if threshold is not None else None,
-            evaluation={
-                "dataset": args.dataset,
-                "protocol": "paper",
-                "num_subsets": args.num_subsets,
-                "ood_to_id_ratio": args.ood_to_id_ratio,
-                "max_eval_samples": args.max_test_samples,
-                "seed": training_args.seed,
-                "ood_datasets": list(args.ood_datasets),
-            },
-            # The baseline's budget is its own training; the OE detector's is the fine-tune (on top of the baseline).
-            **{k: v for k, v in report["budget"].items() if v is not None and (aux or k in _BASELINE_BUDGET)},
-        )
-        detector.save_pretrained(folder)
-        detection.save(out_dir / f"results_{name}", plots=args.plots)
-    named = {"Baseline": report["baseline"]["detection"], "OE": report["oe"]["detection"]}
-    summary = {
-        "comparison": {s: compare_results_to_dict(named, score=s, metrics=list(MAIN_METRICS)) for s in args.scores},
-        "calibration": {
-            run: {
-                "temperature": r["temperature"],
-                "per_set": {s: {k: v["mean"] for k, v in m.items()} for s, m in r["calibration"].calibration.items()},
-                "mean": r["calibration"].mean_calibration(),
-                "id_only": r["calibration"].id_calibration,
-            }
-            for run, r in (("Baseline", report["baseline"]), ("OE", report["oe"]))
-        },
-        "recipe_args": dataclasses.asdict(args),
-        "timings_s": report["timings"],
-    }
-    (out_dir / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "comparison.md").write_text(report["table"] + "\n" + report["calibration_table"], encoding="utf-8")
-
-
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def main(argv: Sequence[str] | None = None) -> RecipeResult:
     """Command-line entry point: `python recipes/vision_oe.py --dataset fashion_mnist ...` (see `--help`)."""
     args, training_args = parse_vision_args(argv)
-    return run_vision_recipe(args, training_args)
+    result = run_vision_recipe(args, training_args)
+    if training_args.process_index == 0:
+        minutes = ", ".join(f"{k} {v / 60:.1f}" for k, v in result.timings.items())
+        print(f"\n{result.comparison}\n{result.calibration_table}\nWall-clock minutes: {minutes}.", flush=True)
+    return result

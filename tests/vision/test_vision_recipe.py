@@ -72,12 +72,12 @@ def test_recipe_runs_end_to_end_on_a_tiny_budget(mirror, tmp_path, capsys):
     assert "| OOD set | FPR95 ↓ Baseline | FPR95 ↓ OE | AUROC ↑ Baseline | AUROC ↑ OE |" in printed
     assert "| RMS ↓ Baseline | RMS ↓ OE | MAD ↓ Baseline | MAD ↓ OE |" in printed
     assert "all 50 ID test inputs vs 1 random OOD subsets of 10 inputs" in printed
-    detection = result["oe"]["detection"]
+    detection = result.oe
     assert detection.ood_names == ["mnist", "gaussian", "blobs"] and detection.num_id == 50
     assert detection.num_ood == {"mnist": 10000, "gaussian": 10, "blobs": 10}
     summary = json.loads((out / "comparison.json").read_text())
     assert set(summary["calibration"]) == {"Baseline", "OE"}
-    assert summary["calibration"]["OE"]["temperature"] == pytest.approx(result["oe"]["temperature"])
+    assert summary["calibration"]["OE"]["temperature"] == pytest.approx(result.temperatures["oe"])
     assert (out / "comparison.md").read_text().startswith("Score `msp`")
     for run in ("results_baseline", "results_oe"):
         assert {"results.json", "results.csv", "results.md"} <= {p.name for p in (out / run).iterdir()}
