@@ -221,9 +221,10 @@ def tokenize_column(dataset, tokenizer, max_length: int, keep: Sequence[str] = (
     return tokenize_dataset(dataset, tokenizer, max_length, keep=tuple(keep))
 
 
-def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int):
+def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int, unk_policy: str | None = None):
     """The ID test set (a seeded sample of `max_eval_samples`), every OOD preset, and WikiText-2 validation+test
-    outliers without the sentences that occur in those test sets; as the recipe builds them.
+    outliers without the sentences that occur in those test sets; as the recipe builds them (`unk_policy`: WikiText's
+    literal `<unk>`, see `load_outlier_dataset`; default `"remove"`, as the recipe).
 
     Returns:
         `(test, ood, unavailable, outliers)`.
@@ -238,5 +239,6 @@ def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int
         split="validation+test",
         exclude_texts=[*test["text"], *(t for ds in ood.values() for t in ds["text"])],
         normalization=normalization,
+        unk_policy=unk_policy,
     )
     return test, ood, unavailable, outliers
