@@ -214,10 +214,11 @@ def gru_tokenizer(train_texts: Sequence[str], vocab_size: int = 10_000, max_leng
     )
 
 
-def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int):
+def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int, unk_policy: str | None = None):
     """The ID test set (a seeded sample of `max_eval_samples`), every OOD preset, and WikiText-2 validation+test
     outliers without the sentences that occur in those test sets: the recipe's own loading with its defaults
-    (`oe_text.recipe.load_ood_and_outliers`).
+    (`oe_text.recipe.load_ood_and_outliers`). `unk_policy`: WikiText's literal `<unk>` (see `load_outlier_dataset`;
+    default `"remove"`, as the recipe).
 
     Returns:
         `(test, ood, unavailable, outliers)`.
@@ -227,5 +228,6 @@ def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int
 
     if max_eval_samples and max_eval_samples < len(test):
         test, _ = cap_eval_splits(test, None, max_eval_samples, seed)
-    ood, unavailable, outliers = load_ood_and_outliers(RecipeArguments(), test, normalization)
+    recipe_args = RecipeArguments(auxiliary_unk_policy=unk_policy)
+    ood, unavailable, outliers = load_ood_and_outliers(recipe_args, test, normalization)
     return test, ood, unavailable, outliers

@@ -13,9 +13,23 @@ seed and protocol) with one or more of them put back:
 * `--id-preprocess no-short` (20NG): the paper's 20 Newsgroups is Cardoso-Cachopo's `20ng-*-no-short` files: only
   letters kept, lower-cased, words shorter than 3 characters removed, while its OOD and auxiliary sentences keep
   punctuation and short words. Applied here to the ID text (train and test) only, as in the paper.
+* `--id-fixed-length 100` (20NG): the paper's 20NG text field was `Field(pad_first=True, fix_length=100)`: every ID
+  post cut or padded at the front to exactly 100 tokens, and its GRU (no packing) ran over the padding, while the OOD
+  and WikiText fields were not fixed (only padded to the longest text of their bucketed batch). Here every ID text,
+  train and test, is padded at the front to exactly N tokens with the pads marked as real tokens, so the GRU reads
+  them (zero embeddings, `padding_idx`, as in the paper) and the number of steps it runs says "in-distribution"; OOD
+  and auxiliary texts keep their own lengths.
+* `--auxiliary-unk-policy keep`: WikiText-2's release writes rare words as the literal `<unk>`; the recipe removes it
+  (`load_outlier_dataset(unk_policy="remove")`), the paper's loader kept it. Kept, it becomes the tokenizer's `<unk>`
+  id in the auxiliary text only (no OOD test set carries the literal), a cue OE can learn.
+
+Each variant runs for every `--seeds` seed (tokenizer, initial weights, batches and OOD subsets follow the seed) and
+ends with a table of mean ± std over the seeds.
 
     OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng \\
         --tokenizer word --id-preprocess no-short
+    .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng --tokenizer sentencepiece \\
+        --id-fixed-length 100 --seeds 42 43 44
 """
 
 from __future__ import annotations
@@ -29,13 +43,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import evaluation_data, md_table, print_header, set_threads
+import numpy as np
+from _common import evaluation_data, md_table, mean_std, print_header, set_threads
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, set_seed
 
 from oe_text import OETrainer, OETrainingArguments
 from oe_text.data import TextNormalization, load_id_dataset
-from oe_text.evaluation import OODResults, compare_results, evaluate_ood
+from oe_text.evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits, plan_ood_subsets
+from oe_text.inference import predict_outputs
 from oe_text.modeling_oe import OEClassifier
 from oe_text.recipe import recipe_defaults, tokenize_dataset
 from oe_text.tokenization import train_sentencepiece_tokenizer
@@ -86,56 +102,115 @@ def no_short(batch: dict) -> dict:
     return {"text": [" ".join(w for w in ws if len(w) >= 3) for ws in words]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", choices=sorted(PAPER), default="sst2")
-    parser.add_argument("--tokenizer", choices=["word", "sentencepiece"], default="word")
-    parser.add_argument("--id-casing", choices=["lower", "sentence"], default="lower")
-    parser.add_argument("--id-preprocess", choices=["none", "no-short"], default="none")
-    parser.add_argument("--max-eval-samples", type=int, default=None, help="cap on ID test inputs (seeded subset)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--recipe-runs", type=Path, default=Path("outputs/benchmarks/reproduce_nlp"))
-    parser.add_argument("--output-dir", type=Path, default=Path("outputs/benchmarks/investigate_shortcuts"))
-    args = parser.parse_args()
-    set_threads(args.threads)
-    start = time.time()
-    variant = f"tokenizer={args.tokenizer}, ID casing={args.id_casing}, ID preprocessing={args.id_preprocess}"
-    print_header(f"{args.dataset} investigation: {variant}")
+class FrontPaddedTokenizer:
+    """`tokenizer` with every text cut or padded at the front to exactly `length` tokens, the pads marked as real
+    tokens (attention mask 1) so that the GRU runs over them, as the paper's torchtext field
+    `Field(pad_first=True, fix_length=100)` fed its unpacked GRU; the pad embedding is zero (`padding_idx`), as there.
+    Other attributes are the wrapped tokenizer's."""
 
+    def __init__(self, tokenizer, length: int):
+        self.tokenizer = tokenizer
+        self.length = length
+
+    def __getattr__(self, name: str):
+        return getattr(self.tokenizer, name)
+
+    def __call__(self, texts, **kwargs):
+        kwargs.update(padding="max_length", truncation=True, max_length=self.length)
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "left"
+        try:
+            enc = self.tokenizer(texts, **kwargs)
+        finally:
+            self.tokenizer.padding_side = side
+        mask = enc["attention_mask"]
+        enc["attention_mask"] = (
+            mask.new_ones(mask.shape) if hasattr(mask, "new_ones") else [[1] * len(m) for m in mask]
+        )
+        return enc
+
+
+def evaluate_front_padded_id(model, tokenizer, length: int, test, ood: dict, **eval_kwargs) -> OODResults:
+    """`evaluate_ood` with the ID test texts front-padded to `length` visible tokens and the OOD texts as they are
+    (the paper's 20NG evaluation); same protocol, OOD subsets and MSP score."""
+    seed, batch_size, max_length = eval_kwargs["seed"], eval_kwargs["batch_size"], eval_kwargs["max_length"]
+    plan = plan_ood_subsets(len(test), {name: len(ds) for name, ds in ood.items()}, seed=seed)
+    id_tokenizer = FrontPaddedTokenizer(tokenizer, length)
+    id_logits, _ = predict_outputs(model, id_tokenizer, list(test["text"]), batch_size=batch_size, max_length=length)
+    ood_logits = {}
+    for name, ds in ood.items():
+        texts = ds["text"]
+        rows = [texts[int(i)] for i in plan.indices_to_score(name)]
+        ood_logits[name] = predict_outputs(model, tokenizer, rows, batch_size=batch_size, max_length=max_length)[0]
+    return evaluate_ood_from_logits(
+        id_logits,
+        ood_logits,
+        id_labels=np.asarray(test["label"]),
+        seed=seed,
+        unavailable=eval_kwargs["unavailable"],
+        plan=plan,
+    )
+
+
+def variant_label(args: argparse.Namespace) -> str:
+    label = f"{args.tokenizer} vocabulary" + (", cased ID" if args.id_casing == "sentence" else "")
+    label += ", no-short ID text" if args.id_preprocess == "no-short" else ""
+    label += f", ID fixed at {args.id_fixed_length} tokens" if args.id_fixed_length else ""
+    label += f", auxiliary <unk> {args.auxiliary_unk_policy}" if args.auxiliary_unk_policy != "remove" else ""
+    return label
+
+
+def run_seed(args: argparse.Namespace, seed: int) -> dict[str, OODResults]:
+    """Baseline, then OE fine-tuning, of the recipe's GRU under the variant `args`, with one seed."""
     defaults = recipe_defaults("gru", args.dataset)
     max_length = defaults.pop("max_length")
     norm = TextNormalization()  # lower-case everything, as the recipe does for GRUs
-    data = load_id_dataset(args.dataset, normalization=norm, seed=args.seed)
+    data = load_id_dataset(args.dataset, normalization=norm, seed=seed)
+    if args.max_train_samples and args.max_train_samples < len(data["train"]):
+        data["train"] = data["train"].shuffle(seed=seed).select(range(args.max_train_samples))
     if args.id_casing == "sentence":
         data = data.map(capitalize, batched=True)
     if args.id_preprocess == "no-short":
         data = data.map(no_short, batched=True).filter(lambda t: bool(t), input_columns="text")
         print(f"After no-short preprocessing: {[len(data[s]) for s in ('train', 'test')]} train/test texts kept")
-    test, ood, unavailable, outliers = evaluation_data(data["test"], norm, args.max_eval_samples, args.seed)
+    test, ood, unavailable, outliers = evaluation_data(
+        data["test"], norm, args.max_eval_samples, seed, unk_policy=args.auxiliary_unk_policy
+    )
     cased = args.id_casing == "sentence"
     if args.tokenizer == "word":
         tokenizer = word_tokenizer(data["train"]["text"], 10_000, lowercase=not cased, max_length=max_length)
     else:
         tokenizer = train_sentencepiece_tokenizer(
-            data["train"]["text"], vocab_size=10_000, model_max_length=max_length, lowercase=not cased, seed=args.seed
+            data["train"]["text"], vocab_size=10_000, model_max_length=max_length, lowercase=not cased, seed=seed
         )
     print(f"Vocabulary: {len(tokenizer)} tokens ({args.tokenizer})\n")
-    if args.tokenizer == "word":
+    if seed == args.seeds[0]:
         sets = {f"{args.dataset} test (ID)": list(test["text"]), "WikiText-2 (auxiliary)": list(outliers["text"])}
         sets.update({name: list(ds["text"]) for name, ds in ood.items()})
         rows = [[name, f"{100 * unk_share(tokenizer, texts, max_length):.1f}"] for name, texts in sets.items()]
-        print(f"Share of `<unk>` tokens (first {max_length} words of each text):\n")
+        print(f"Share of `<unk>` tokens (first {max_length} tokens of each text):\n")
         print(md_table(["texts", "<unk> tokens, %"], rows) + "\n", flush=True)
 
-    train = tokenize_dataset(data["train"], tokenizer, max_length)
+    if args.id_fixed_length:
+        # Exactly `id_fixed_length` tokens per ID training text; outliers keep their lengths (drawn from the bucket of
+        # texts up to that length by the recipe's `oe_length_matching="bucket"`).
+        id_tokenizer = FrontPaddedTokenizer(tokenizer, args.id_fixed_length)
+        train = data["train"].map(
+            lambda b: id_tokenizer(b["text"]),
+            batched=True,
+            remove_columns=[c for c in data["train"].column_names if c != "label"],
+        )
+    else:
+        train = tokenize_dataset(data["train"], tokenizer, max_length)
     label_names = data["train"].features["label"].names
-    set_seed(args.seed)  # seeded construction: the initial weights depend on the seed only
+    set_seed(seed)  # seeded construction: the initial weights depend on the seed only
     model = OEClassifier.from_rnn("gru", tokenizer=tokenizer, id2label=label_names)
     fields = {f.name for f in dataclasses.fields(OETrainingArguments)}
     base_kwargs = {k: v for k, v in defaults.items() if k in fields and k != "output_dir"}
-    base_kwargs.update(seed=args.seed, disable_tqdm=True, oe_max_length=max_length, logging_steps=50)
-    eval_kwargs = dict(batch_size=256, max_length=max_length, unavailable=unavailable, seed=args.seed, progress=False)
+    base_kwargs.update(seed=seed, disable_tqdm=True, oe_max_length=max_length, logging_steps=50)
+    if args.num_train_epochs is not None:
+        base_kwargs["num_train_epochs"] = args.num_train_epochs
+    eval_kwargs = dict(batch_size=256, max_length=max_length, unavailable=unavailable, seed=seed)
     results: dict[str, OODResults] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for phase in ("baseline", "oe"):
@@ -149,45 +224,94 @@ def main() -> None:
                 outlier_dataset=outliers if phase == "oe" else None,
             )
             trainer.train()
-            results["Baseline" if phase == "baseline" else "OE"] = evaluate_ood(
-                model, tokenizer, test, ood, **eval_kwargs
-            )
-    label = f"{args.tokenizer} vocabulary" + (", cased ID" if cased else "")
-    label += ", no-short ID text" if args.id_preprocess == "no-short" else ""
-    print(f"\n### GRU baseline vs OE on {args.dataset}, {label}\n")
+            name = "Baseline" if phase == "baseline" else "OE"
+            if args.id_fixed_length:
+                results[name] = evaluate_front_padded_id(
+                    model, tokenizer, args.id_fixed_length, test, ood, **eval_kwargs
+                )
+            else:
+                results[name] = evaluate_ood(model, tokenizer, test, ood, progress=False, **eval_kwargs)
+    print(f"\n### GRU baseline vs OE on {args.dataset}, {variant_label(args)}, seed {seed}\n")
     print(compare_results(results, score="msp", digits=1))
+    return results
+
+
+def _change(runs: list[dict[str, OODResults]], key: str) -> str:
+    """`baseline → OE` of the mean over OOD sets (MSP, %), each side mean ± std over `runs`."""
+    sides = [[100 * run[phase].mean_metrics("msp")[key] for run in runs] for phase in ("baseline", "oe")]
+    return f"{mean_std(sides[0])} → {mean_std(sides[1])}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=sorted(PAPER), default="sst2")
+    parser.add_argument("--tokenizer", choices=["word", "sentencepiece"], default="word")
+    parser.add_argument("--id-casing", choices=["lower", "sentence"], default="lower")
+    parser.add_argument("--id-preprocess", choices=["none", "no-short"], default="none")
+    parser.add_argument(
+        "--id-fixed-length",
+        type=int,
+        default=None,
+        help="pad every ID text (train and test) at the front to exactly this many tokens, read by the GRU "
+        "(the paper's 20NG: 100); OOD and auxiliary texts keep their lengths",
+    )
+    parser.add_argument(
+        "--auxiliary-unk-policy",
+        choices=["remove", "drop", "keep"],
+        default="remove",
+        help="WikiText's literal <unk>: 'remove' (the recipe), 'drop' its sentences, 'keep' (the paper)",
+    )
+    parser.add_argument("--max-eval-samples", type=int, default=None, help="cap on ID test inputs (seeded subset)")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="cap on ID training texts (smoke runs)")
+    parser.add_argument("--num-train-epochs", type=float, default=None, help="epochs per phase (default: recipe's)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="one baseline + OE run per seed")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--recipe-runs", type=Path, default=Path("outputs/benchmarks/reproduce_nlp"))
+    parser.add_argument("--output-dir", type=Path, default=Path("outputs/benchmarks/investigate_shortcuts"))
+    args = parser.parse_args()
+    if args.id_fixed_length is not None and args.id_fixed_length < 1:
+        parser.error("--id-fixed-length must be a positive number of tokens")
+    set_threads(args.threads)
+    start = time.time()
+    variant = (
+        f"tokenizer={args.tokenizer}, ID casing={args.id_casing}, ID preprocessing={args.id_preprocess}, "
+        f"ID fixed length={args.id_fixed_length or 'no'}, auxiliary <unk>={args.auxiliary_unk_policy}"
+    )
+    print_header(f"{args.dataset} investigation: {variant}")
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in args.seeds:
+        results = run_seed(args, seed)
+        runs.append({"baseline": results["Baseline"], "oe": results["OE"]})
+        tag = f"{args.dataset}_{args.tokenizer}_{args.id_casing}_{args.id_preprocess}"
+        tag += f"_fixed{args.id_fixed_length}" if args.id_fixed_length else ""
+        tag += f"_unk-{args.auxiliary_unk_policy}" if args.auxiliary_unk_policy != "remove" else ""
+        for name, res in results.items():
+            res.save(args.output_dir / f"{tag}_seed{seed}" / name.lower(), plots=False)
+
+    recipe_runs = []
+    for seed in args.seeds:
+        recipe_file = args.recipe_runs / f"{args.dataset}_seed{seed}" / "results.json"
+        if recipe_file.is_file():
+            summary = json.loads(recipe_file.read_text())
+            recipe_runs.append({k: OODResults.from_dict(summary[k]) for k in ("baseline", "oe")})
+    seeds = " ".join(str(s) for s in args.seeds)
     rows = []
-    recipe = None
-    recipe_run = args.recipe_runs / f"{args.dataset}_seed{args.seed}"
-    recipe_file = recipe_run / "results.json"
-    if recipe_file.is_file():
-        summary = json.loads(recipe_file.read_text())
-        recipe = {k: OODResults.from_dict(summary[k]) for k in ("baseline", "oe")}
     for key, name in {"fpr90": "FPR90 ↓", "auroc": "AUROC ↑", "aupr_out": "AUPR ↑"}.items():
         paper = PAPER[args.dataset][key]
         row = [name, f"{paper[0]:.1f} → {paper[1]:.1f}"]
-        if recipe is not None:
-            row.append(
-                f"{100 * recipe['baseline'].mean_metrics('msp')[key]:.1f} → "
-                f"{100 * recipe['oe'].mean_metrics('msp')[key]:.1f}"
-            )
-        row.append(
-            f"{100 * results['Baseline'].mean_metrics('msp')[key]:.1f} → "
-            f"{100 * results['OE'].mean_metrics('msp')[key]:.1f}"
-        )
-        rows.append(row)
+        if recipe_runs:
+            row.append(_change(recipe_runs, key))
+        rows.append([*row, _change(runs, key)])
+    acc = [[100 * run[phase].accuracy for run in runs] for phase in ("baseline", "oe")]
+    rows.append(["ID test accuracy", "", *([""] if recipe_runs else []), f"{mean_std(acc[0])} → {mean_std(acc[1])}"])
     header = ["mean over OOD sets (MSP, %)", "paper"]
-    if recipe is not None:
-        header.append(f"recipe (sentencepiece), {recipe_run.name}")
-    header.append(f"this run ({label})")
-    print("\n" + md_table(header, rows))
-    acc = [f"{100 * results[k].accuracy:.1f}" for k in ("Baseline", "OE")]
-    print(f"\nID test accuracy, baseline → OE: {acc[0]} → {acc[1]}")
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"{args.dataset}_{args.tokenizer}_{args.id_casing}_{args.id_preprocess}_seed{args.seed}"
-    for name, res in results.items():
-        res.save(args.output_dir / tag / name.lower(), plots=False)
-    print(f"Total wall time {time.time() - start:.0f} s; mean over subsets uses seed {args.seed}")
+    if recipe_runs:
+        header.append(f"recipe (sentencepiece), {len(recipe_runs)} of the seeds' runs in {args.recipe_runs}")
+    header.append(f"this run ({variant_label(args)})")
+    print(f"\n### {args.dataset}, baseline → OE, mean ± std over seeds {seeds}\n")
+    print(md_table(header, rows))
+    print(f"\nTotal wall time {time.time() - start:.0f} s; each seed's mean over OOD subsets uses that seed")
 
 
 if __name__ == "__main__":

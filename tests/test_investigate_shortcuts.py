@@ -1,0 +1,37 @@
+"""`benchmarks/investigate_shortcuts.py`: ID texts fixed at N tokens (the paper's `fix_length`, `pad_first`)."""
+
+import sys
+from pathlib import Path
+
+import torch
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from investigate_shortcuts import FrontPaddedTokenizer, word_tokenizer  # noqa: E402
+
+from oe_text import OEClassifier  # noqa: E402
+
+
+def test_front_padded_tokenizer_pads_in_front_and_the_gru_reads_the_pads():
+    tokenizer = word_tokenizer(["a b c d e f g h", "a b"], 100, lowercase=True, max_length=64)
+    fixed = FrontPaddedTokenizer(tokenizer, 6)
+    enc = fixed(["a b c", "a b c d e f g h"])
+    ids = {w: tokenizer.convert_tokens_to_ids(w) for w in "abcdef"}
+    pad = tokenizer.pad_token_id
+    # Short texts padded at the front, long ones cut to their first 6 tokens; every position is a real token.
+    assert enc["input_ids"] == [[pad, pad, pad, ids["a"], ids["b"], ids["c"]], [ids[w] for w in "abcdef"]]
+    assert enc["attention_mask"] == [[1] * 6, [1] * 6]
+    assert tokenizer.padding_side == "right"  # the wrapped tokenizer is left as it was
+    assert fixed.pad_token_id == pad and fixed.model_max_length == 64
+
+    torch.manual_seed(0)
+    model = OEClassifier.from_rnn("gru", tokenizer=tokenizer, embedding_dim=4, hidden_size=4, num_layers=1).eval()
+    with torch.no_grad():
+        padded = model(**fixed(["a b c"], return_tensors="pt")).logits
+        plain = model(**tokenizer(["a b c"], return_tensors="pt")).logits
+        # The same front padding marked as padding is packed away: then the result equals the plain text's.
+        masked = fixed(["a b c"], return_tensors="pt")
+        masked["attention_mask"] = (masked["input_ids"] != pad).long()
+        packed = model(**masked).logits
+    torch.testing.assert_close(packed, plain)
+    assert not torch.allclose(padded, plain)  # three zero-embedding steps before the text change the GRU's state
