@@ -14,8 +14,8 @@ the text hooks (data, tokenizer, models, score selection, reports). The procedur
    and model card) in `output_dir/detector`; optionally push it to the Hub.
 
 Everything runs under `accelerate launch` with one or several processes: training is data-parallel, logits are
-computed with `Trainer.predict` (sharded over processes, gathered in order), features and fitted scores with
-`oe_text.inference.predict_outputs` sharing its batches among the processes, and the main process writes the reports.
+computed, with features when a score needs them, by `oe_text.inference.predict_outputs` sharing its batches among
+the processes (gathered in order), and the main process writes the reports.
 Each process draws `--per_device_train_batch_size` examples per step, so N processes train with an N times larger
 global batch and N times fewer steps than one process (the run logs the global batch). To match a single-process run,
 divide `--per_device_train_batch_size` by N. Pass `--num_processes N --num_machines 1 --mixed_precision no
@@ -47,10 +47,10 @@ from .data import (
 )
 from .data.in_distribution import ID_PRESETS
 from .defaults import DEFAULT_SEED
-from .evaluation import OODResults, compare_results, evaluate_ood, evaluate_ood_from_logits
+from .evaluation import OODResults, compare_results, evaluate_ood
 from .feature_scores import FEATURE_SCORES
 from .hub import remote_code_kwargs, resolve_hub_id
-from .inference import distributed_inference, trainer_logits
+from .inference import distributed_inference, predict_outputs
 from .modeling_oe import OEClassifier
 from .ood_protocol import PROTOCOLS, OODProtocol
 from .recipe_flow import (
@@ -59,7 +59,6 @@ from .recipe_flow import (
     RecipeData,
     RecipeResult,
     cap_eval_splits,
-    predict_planned,
     write_json,
 )
 from .score_selection import (
@@ -459,39 +458,33 @@ def tokenize_dataset(dataset: Dataset, tokenizer, max_length: int, keep: tuple[s
 
 
 def _predict(trainer: OETrainer, texts: list[str], tokenizer, max_length: int) -> np.ndarray:
-    return trainer_logits(trainer, tokenize_dataset(Dataset.from_dict({"text": texts}), tokenizer, max_length))[0]
+    """Logits of `texts`: the one text inference path (`oe_text.inference.predict_outputs`), batches shared among the
+    processes of a multi-process run."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    batch_size = trainer.args.per_device_eval_batch_size
+    with distributed_inference():
+        return predict_outputs(model, tokenizer, texts, batch_size=batch_size, max_length=max_length)[0]
 
 
 def _evaluate(
     trainer: OETrainer, tokenizer, protocol: OODProtocol, data: RecipeData, max_length: int, scores: list[str]
 ) -> OODResults:
-    """Evaluate the trained model: sharded `Trainer.predict` for logit scores; with feature scores (or the detector's
-    fitted scores), `evaluate_ood`, whose inference shares its batches among the processes."""
-    common = dict(scores=scores, protocol=protocol, unavailable=data.unavailable)
-    if any(s not in LOGIT_SCORES for s in scores):
-        # Feature-space scores need features, which Trainer.predict does not return.
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        with distributed_inference():
-            return evaluate_ood(
-                model,
-                tokenizer,
-                data.test,
-                data.ood,
-                batch_size=trainer.args.per_device_eval_batch_size,
-                max_length=max_length,
-                feature_fit_dataset=data.extra["train_texts"],
-                **common,
-            )
-    plan, id_logits, _, ood_logits = predict_planned(
-        protocol,
-        lambda ds: (_predict(trainer, ds["text"], tokenizer, max_length), None),
-        data.test,
-        data.ood,
-        lambda ds, indices, name: ds.select(indices),
-    )
-    return evaluate_ood_from_logits(
-        id_logits, ood_logits, id_labels=np.asarray(data.test["label"]), plan=plan, **common
-    )
+    """Evaluate the trained model with `evaluate_ood`: logits, and features when a score needs them, from one pass
+    of `predict_outputs` over the rows the protocol uses, its batches shared among the processes."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    with distributed_inference():
+        return evaluate_ood(
+            model,
+            tokenizer,
+            data.test,
+            data.ood,
+            scores=scores,
+            protocol=protocol,
+            unavailable=data.unavailable,
+            batch_size=trainer.args.per_device_eval_batch_size,
+            max_length=max_length,
+            feature_fit_dataset=data.extra["train_texts"],
+        )
 
 
 def _hold_out(outliers, n: int, seed: int) -> tuple[list[str], Any]:
@@ -715,8 +708,8 @@ class TextRecipe(OERecipe):
         return detector.config.ood_score
 
     def evaluate(self, phase: str, trainer: OETrainer, data: RecipeData, score: str) -> PhaseEvaluation:
-        """Sharded `Trainer.predict` for logit scores; feature scores (and the detector's fitted scores) in one
-        process. The baseline has no fitted detector scores: logit scores, and feature scores fitted on the fly."""
+        """Every score of the phase on the test and OOD sets, and the detector's score on ID validation (for its
+        threshold). The baseline has no fitted detector scores: logit scores, and feature scores fitted on the fly."""
         if phase == "baseline":
             scores = [s for s in self.args.scores if s in LOGIT_SCORES or s in FEATURE_SCORES] or ["msp"]
         else:
