@@ -140,7 +140,8 @@ class OODDetectorConfig(PretrainedConfig):
             `ood_temperature`.
         ood_fitted_scores (`dict`, *optional*):
             Scores fitted on in-distribution data with `fit_ood_score`, by name: `{"kind": "knn" | "mahalanobis" |
-            "combined", "features": {"encoder": "fine-tuned" | "pretrained", "layer": -1, "pooling": ...},
+            "gaussian" | "combined", "features": {"encoder": "fine-tuned" | "pretrained" | "input-length", "layer": -1,
+            "pooling": ...},
             "options": {...}, "shapes": {tensor: shape}, "fitted_on": {...}}` (a combined score has `components`
             instead of `features`). Their tensors are buffers of the model, saved in the safetensors weights.
         ood_score_selection (`dict`, *optional*):
@@ -825,6 +826,9 @@ class OODDetectorMixin:
                     )
             if features == "pretrained":
                 self._ensure_pretrained_encoder()
+            if features == "input-length" and kind != "gaussian":
+                # One positive number per input: a k-NN would normalise it to a constant, a class mean adds nothing.
+                raise ValueError(f"`features='input-length'` is scored by `kind='gaussian'`, got {kind!r}.")
             if features == "input-length" and layer != -1:
                 raise ValueError(f"`layer` means nothing for `features='input-length'`: leave it at -1, got {layer}.")
             key = feature_key(features, layer)

@@ -63,6 +63,7 @@ from .recipe_flow import (
 )
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
+    MIN_SOURCE_TEXTS,
     fit_candidate_scores,
     is_candidate,
     select_ood_score,
@@ -214,15 +215,17 @@ class RecipeArguments:
         default_factory=lambda: ["msp"],
         metadata={
             "help": "OOD scores to report: logit scores (msp, max_logit, energy, kl_uniform, entropy) and fitted "
-            "scores (knn, mahalanobis, knn_pretrained, mahalanobis_pretrained, combined; fitted on the OE detector, "
-            "the baseline gets knn/mahalanobis fitted on the fly). The score candidates are always reported."
+            "scores (knn, mahalanobis, knn_pretrained, mahalanobis_pretrained, length, combined, combined_length; "
+            "fitted on the OE detector, the baseline gets knn/mahalanobis fitted on the fly). The score candidates "
+            "are always reported."
         },
     )
     detector_score: str = field(
         default="auto",
         metadata={
             "help": "Score the saved detector decides with: 'auto' (the best of --score_candidates on ID validation "
-            "vs held-out auxiliary outliers; never on OOD test sets), a logit score, or a candidate name."
+            "vs validation outliers training never saw: held-out auxiliary outliers and --validation_outliers; never "
+            "on OOD test sets), a logit score, or a candidate name."
         },
     )
     score_candidates: list[str] = field(
@@ -230,7 +233,10 @@ class RecipeArguments:
         metadata={
             "help": "Scores fitted on the OE detector and compared for --detector_score auto: logit scores, knn, "
             "mahalanobis (fine-tuned features), knn_pretrained, mahalanobis_pretrained (frozen pretrained encoder; "
-            "transformers only), combined (msp + k-NN, logistic model fitted against held-out outliers)."
+            "transformers only), length (how atypical the input's word count is), combined (msp + k-NN over the "
+            "frozen pretrained encoder when the detector has one, which is then saved with it, else over the "
+            "fine-tuned features; a logistic model fitted against validation outliers) and combined_length (the "
+            "same + length)."
         },
     )
     heldout_auxiliary_samples: int = field(
@@ -246,8 +252,8 @@ class RecipeArguments:
             "help": "Further validation outlier sources for choosing and fitting the detector's score, besides the "
             "held-out auxiliary outliers: ID presets (their train texts) or outlier datasets (Hub ids, files) that "
             "neither training nor the OOD test sets use; --heldout_auxiliary_samples texts of each (seeded). "
-            "Default for the presets: the other ID presets (SST-2: trec 20ng; TREC: sst2 20ng; 20NG: sst2 trec). "
-            "'none': held-out auxiliary outliers only."
+            "Default with --dataset a preset (through the command line or parse_recipe_args): the other ID presets "
+            "(SST-2: trec 20ng; TREC: sst2 20ng; 20NG: sst2 trec). 'none' (alone): held-out auxiliary outliers only."
         },
     )
     knn_k: int = field(default=10, metadata={"help": "k of the k-NN candidate scores."})
@@ -303,11 +309,16 @@ class RecipeArguments:
             raise ValueError("`ood_datasets` is empty: name at least one OOD preset.")
         if [v.lower() for v in self.validation_outliers] == ["none"]:
             self.validation_outliers = []
-        clash = sorted({self.dataset, *self.ood_datasets, self.auxiliary_dataset} & set(self.validation_outliers))
+        if "none" in (v.lower() for v in self.validation_outliers):
+            raise ValueError("`validation_outliers`: 'none' stands alone (no further sources); drop the other names.")
+        # Compared by name and by the data behind the name (a preset and its Hub id, the WikiText presets).
+        used = {self.dataset, *self.ood_datasets, self.auxiliary_dataset}
+        used_ids = {_data_identity(name) for name in used}
+        clash = sorted(v for v in self.validation_outliers if v in used or _data_identity(v) in used_ids)
         if clash:
             raise ValueError(
                 f"`validation_outliers` must be sources training and testing never use; {clash} is the "
-                "in-distribution dataset, an OOD test set or the auxiliary dataset."
+                "in-distribution dataset, an OOD test set or the auxiliary dataset (or the same data)."
             )
         for name in ("max_train_samples", "max_eval_samples", "max_ood_samples", "max_length"):
             value = getattr(self, name)
@@ -508,24 +519,44 @@ def _hold_out(outliers, n: int, seed: int) -> tuple[list[str], Any]:
     return heldout, outliers.skip(n)
 
 
+def _data_identity(name: str) -> str:
+    """What data a dataset name stands for: a preset's Hub id (`glue-sst2` and `sst2` differ, `CogComp/trec` and
+    `trec` do not), the WikiText family for its presets, else the name itself."""
+    if name in ("sst2", "glue-sst2", "SetFit/sst2", "stanfordnlp/sst2"):
+        return "sst2"  # two releases of the same sentences
+    if name in ID_PRESETS:
+        return ID_PRESETS[name].hub_id
+    if name.startswith("wikitext"):
+        return "wikitext"
+    if name in OOD_PRESETS:
+        return OOD_PRESETS[name].hub_id
+    return name
+
+
 def load_validation_outliers(
-    names: list[str], n: int, seed: int, normalization: TextNormalization
+    names: list[str], n: int, seed: int, normalization: TextNormalization, exclude_texts=None
 ) -> dict[str, list[str]]:
     """`{name: texts}`: a seeded sample of `n` texts of each validation outlier source.
 
     An ID preset gives texts of its train split (its labels are not used); any other name is loaded as an outlier
-    dataset (`load_outlier_dataset`, split `train`). Texts are normalised like every other text of the run.
+    dataset (`load_outlier_dataset`, split `train`). Texts are normalised like every other text of the run, and those
+    in `exclude_texts` (the ID test set and the OOD sets, normalised the same way) are left out.
     """
+    exclude = set(exclude_texts or ())
     sources = {}
     for name in names:
         if name in ID_PRESETS:
-            texts = load_id_dataset(name, normalization=normalization, seed=seed)["train"]
+            texts = load_id_dataset(name, normalization=normalization, seed=seed)["train"]["text"]
         else:
-            texts = load_outlier_dataset(name, normalization=normalization)
-        if len(texts) < 2:
-            raise ValueError(f"Validation outlier source {name!r} has {len(texts)} texts; it needs at least 2.")
+            texts = load_outlier_dataset(name, normalization=normalization)["text"]
+        texts = [t for t in texts if t not in exclude]
+        if len(texts) < MIN_SOURCE_TEXTS:
+            raise ValueError(
+                f"Validation outlier source {name!r} has {len(texts)} usable texts; it needs at least "
+                f"{MIN_SOURCE_TEXTS} (half to fit a combined score, half to compare the candidates)."
+            )
         order = np.random.default_rng(seed).permutation(len(texts))[:n]
-        sources[name] = texts.select(np.sort(order))["text"]
+        sources[name] = [texts[i] for i in np.sort(order)]
     return sources
 
 
@@ -600,10 +631,13 @@ class TextRecipe(OERecipe):
         heldout, outliers = _hold_out(outliers, args.heldout_auxiliary_samples, self.seed)
         validation_outliers = {}
         if heldout:
+            exclude = [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
             with training_args.main_process_first(desc="loading validation outliers"):
                 validation_outliers = {
                     f"{args.auxiliary_dataset} (held out)": heldout,
-                    **load_validation_outliers(args.validation_outliers, len(heldout), self.seed, normalization),
+                    **load_validation_outliers(
+                        args.validation_outliers, len(heldout), self.seed, normalization, exclude_texts=exclude
+                    ),
                 }
         return RecipeData(
             train=tokenize_dataset(texts["train"], tokenizer, self.max_length),

@@ -10,7 +10,8 @@ candidate is compared on the other half, so the combination is not judged on the
 
 Why several sources: outliers held out of the auxiliary set come from the very distribution Outlier Exposure trained
 on, so a score that learnt that distribution (OE's MSP) looks near-perfect on them whether or not it transfers to
-other OOD text; a source training never saw measures transfer.
+other OOD text; a source training never saw measures transfer. The recipes' default sources are other datasets than
+the OOD test sets but share some of their domains (newsgroup posts, reviews, questions): see docs/detectors.md.
 
 Candidate names:
 
@@ -36,6 +37,7 @@ from .scores import LOGIT_SCORES
 
 __all__ = [
     "DEFAULT_SCORE_CANDIDATES",
+    "MIN_SOURCE_TEXTS",
     "fit_candidate_scores",
     "is_candidate",
     "outlier_sources",
@@ -45,6 +47,8 @@ __all__ = [
 
 #: The source name of the auxiliary outliers held out of training when the validation outliers are one plain list.
 HELDOUT_AUXILIARY = "held-out auxiliary"
+#: Fewest texts per validation outlier source: at least 2 in each half (one fits a combined score, one compares).
+MIN_SOURCE_TEXTS = 4
 
 #: What the recipes try by default (pretrained-feature candidates are skipped for recurrent detectors).
 DEFAULT_SCORE_CANDIDATES = (
@@ -102,17 +106,26 @@ def _halves(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
 
 
-def outlier_sources(outliers: Sequence[str] | Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """`{source name: texts}` of the validation outliers: a plain sequence is one source, `"held-out auxiliary"`."""
+def outlier_sources(
+    outliers: Sequence[str] | Mapping[str, Sequence[str]], min_texts: int = MIN_SOURCE_TEXTS
+) -> dict[str, list[str]]:
+    """`{source name: texts}` of the validation outliers: a plain sequence is one source, `"held-out auxiliary"`.
+    Each source must hold at least `min_texts` texts (`MIN_SOURCE_TEXTS` before the halves are drawn, 2 in a half).
+    """
     if isinstance(outliers, Mapping):
         sources = {str(name): list(texts) for name, texts in outliers.items()}
     else:
         sources = {HELDOUT_AUXILIARY: list(outliers)}
-    empty = [name for name, texts in sources.items() if len(texts) < 2]
-    if empty or not sources:
+    if not sources:
         raise ValueError(
-            f"Validation outlier sources {empty or '{}'} hold fewer than 2 texts: each source needs texts for both "
-            "the fitting and the selection half."
+            "No validation outliers: choosing a score or fitting a combined one needs outliers that training never "
+            "saw (set `--heldout_auxiliary_samples` >= 4, or pass them)."
+        )
+    small = {name: len(texts) for name, texts in sources.items() if len(texts) < min_texts}
+    if small:
+        raise ValueError(
+            f"Validation outlier sources {small} hold fewer than {min_texts} texts: each source needs at least 2 "
+            "texts in the fitting half and 2 in the selection half."
         )
     return sources
 
@@ -144,7 +157,10 @@ def fit_candidate_scores(
         halves, on which `select_ood_score` compares them.
     """
     candidates = supported_candidates(detector, candidates)
-    sources = outlier_sources(heldout_outliers)
+    combined = [c for c in candidates if c in _COMBINED_CANDIDATES]
+    # Feature scores alone need no outliers (reported scores of a run without held-out data); a combination does.
+    has_outliers = bool(heldout_outliers) or combined
+    sources = outlier_sources(heldout_outliers) if has_outliers else {}
     rng = np.random.default_rng(seed)
     val_fit, val_select = _halves(len(validation_texts), rng)
     out_fit, out_select = [], {}
@@ -152,7 +168,6 @@ def fit_candidate_scores(
         fit_idx, select_idx = _halves(len(texts), rng)
         out_fit.extend(texts[i] for i in fit_idx)
         out_select[source] = [texts[i] for i in select_idx]
-    combined = [c for c in candidates if c in _COMBINED_CANDIDATES]
     # Every feature score a combination reads is fitted too (and may compete on its own if it is a candidate).
     needed = list(candidates)
     if combined:
@@ -229,7 +244,7 @@ def select_ood_score(
     """
     if not candidates:
         raise ValueError("`candidates` is empty: name at least one score.")
-    sources = outlier_sources(heldout_outliers)
+    sources = outlier_sources(heldout_outliers, min_texts=2)
     keys = sorted({key for name in candidates for key in detector.required_feature_keys(name)})
     id_logits, id_feats = detector.predict_outputs(list(validation_texts), keys, batch_size=batch_size)
     id_scores = {name: detector.ood_scores_from_outputs(id_logits, id_feats, name=name) for name in candidates}

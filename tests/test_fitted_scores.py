@@ -305,4 +305,19 @@ def test_selection_averages_over_outlier_sources_and_never_sees_test_data(detect
     table = selection_table(selection)
     assert "mean FPR90" in table and "FPR90 other" in table and f"**{selection['chosen']}** (chosen)" in table
     with pytest.raises(ValueError, match="fewer than 2 texts"):
-        select_ood_score(detector, candidates, ID_TEXTS, {"empty": []})
+        select_ood_score(detector, candidates, ID_TEXTS, {"small": OUTLIERS[:1]})
+    with pytest.raises(ValueError, match="fewer than 4 texts"):
+        fit_candidate_scores(detector, ["msp", "combined"], ID_TEXTS, ID_LABELS, ID_TEXTS, {"small": OUTLIERS[:3]})
+    with pytest.raises(ValueError, match="No validation outliers"):
+        fit_candidate_scores(detector, ["msp", "combined"], ID_TEXTS, ID_LABELS, ID_TEXTS, {})
+
+
+def test_reported_feature_scores_need_no_validation_outliers(detector):
+    from oe_text.score_selection import fit_candidate_scores
+
+    # A run without held-out data (--heldout_auxiliary_samples 0) still fits the feature scores it reports.
+    fitted, halves = fit_candidate_scores(detector, ["knn", "length"], ID_TEXTS, ID_LABELS, ID_TEXTS, [], knn_k=2)
+    assert fitted == ["knn", "length"] and halves["outliers"] == {}
+    assert set(detector.config.ood_fitted_scores) == {"knn", "length"}
+    with pytest.raises(ValueError, match="kind='gaussian'"):
+        detector.fit_ood_score("knn", ID_TEXTS, features="input-length", k=2)

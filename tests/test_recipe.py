@@ -194,3 +194,13 @@ def test_validation_outliers_default_to_the_other_id_presets(tmp_path):
         RecipeArguments(dataset="trec", validation_outliers=["snli"])  # an OOD test set: never used to choose
     with pytest.raises(ValueError, match="validation_outliers"):
         RecipeArguments(dataset="trec", validation_outliers=["trec"])
+    # The same data under another name is refused too: a preset's Hub id, another SST-2 release, another WikiText.
+    for dataset, source in (("trec", "CogComp/trec"), ("glue-sst2", "sst2"), ("sst2", "wikitext103")):
+        with pytest.raises(ValueError, match="validation_outliers"):
+            RecipeArguments(dataset=dataset, validation_outliers=[source])
+    with pytest.raises(ValueError, match="'none' stands alone"):
+        RecipeArguments(dataset="sst2", validation_outliers=["none", "trec"])
+    assert RecipeArguments(dataset="sst2", validation_outliers=["trec", "20ng"]).validation_outliers == [
+        "trec",
+        "20ng",
+    ]
