@@ -28,7 +28,7 @@ lint: install
 	$(VENV)/bin/ruff format --check oe_text recipes tests benchmarks examples notebooks
 
 demo: install
-	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/sst2_oe.py
+	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no --num_cpu_threads_per_process 2 --cpu recipes/sst2_oe.py
 
 # The CPU-feasible quick subset of the benchmark (GRU cost + memory scale); see benchmarks/README.md.
 bench: install
