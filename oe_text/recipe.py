@@ -63,9 +63,9 @@ from .recipe_flow import (
 )
 from .score_selection import (
     DEFAULT_SCORE_CANDIDATES,
-    MIN_SOURCE_TEXTS,
     fit_candidate_scores,
     is_candidate,
+    outlier_sources,
     select_ood_score,
     selection_table,
     supported_candidates,
@@ -550,14 +550,14 @@ def load_validation_outliers(
         else:
             texts = load_outlier_dataset(name, normalization=normalization)["text"]
         texts = [t for t in texts if t not in exclude]
-        if len(texts) < MIN_SOURCE_TEXTS:
-            raise ValueError(
-                f"Validation outlier source {name!r} has {len(texts)} usable texts; it needs at least "
-                f"{MIN_SOURCE_TEXTS} (half to fit a combined score, half to compare the candidates)."
-            )
         order = np.random.default_rng(seed).permutation(len(texts))[:n]
         sources[name] = [texts[i] for i in np.sort(order)]
-    return sources
+    return outlier_sources(sources) if sources else sources  # the selection's own size check, before training
+
+
+def evaluation_texts(test: Dataset, ood: dict[str, Dataset]) -> list[str]:
+    """The ID test and OOD texts, which no auxiliary or validation outlier may repeat."""
+    return [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
 
 
 def load_ood_and_outliers(
@@ -575,7 +575,7 @@ def load_ood_and_outliers(
         raise ValueError(f"None of the OOD sets {recipe_args.ood_datasets} could be loaded: {unavailable}.")
     exclude = None
     if recipe_args.exclude_test_overlap:
-        exclude = [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
+        exclude = evaluation_texts(test, ood)
     outliers = load_outlier_dataset(
         recipe_args.auxiliary_dataset,
         split=recipe_args.auxiliary_split,
@@ -631,7 +631,7 @@ class TextRecipe(OERecipe):
         heldout, outliers = _hold_out(outliers, args.heldout_auxiliary_samples, self.seed)
         validation_outliers = {}
         if heldout:
-            exclude = [*test["text"], *(t for ds in ood.values() for t in ds["text"])]
+            exclude = evaluation_texts(test, ood)
             with training_args.main_process_first(desc="loading validation outliers"):
                 validation_outliers = {
                     f"{args.auxiliary_dataset} (held out)": heldout,
