@@ -214,11 +214,18 @@ def gru_tokenizer(train_texts: Sequence[str], vocab_size: int = 10_000, max_leng
     )
 
 
-def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int, unk_policy: str | None = None):
-    """The ID test set (a seeded sample of `max_eval_samples`), every OOD preset, and WikiText-2 validation+test
-    outliers without the sentences that occur in those test sets: the recipe's own loading with its defaults
-    (`oe_text.recipe.load_ood_and_outliers`). `unk_policy`: WikiText's literal `<unk>` (see `load_outlier_dataset`;
-    default `"remove"`, as the recipe).
+def evaluation_data(
+    test,
+    normalization,
+    max_eval_samples: int | None,
+    seed: int,
+    unk_policy: str | None = None,
+    ood_datasets: list[str] | None = None,
+):
+    """The ID test set (a seeded sample of `max_eval_samples`), the OOD presets `ood_datasets` (default: every one the
+    recipe evaluates), and WikiText-2 validation+test outliers without the sentences that occur in those test sets:
+    the recipe's own loading with its defaults (`oe_text.recipe.load_ood_and_outliers`). `unk_policy`: WikiText's
+    literal `<unk>` (see `load_outlier_dataset`; default `"remove"`, as the recipe).
 
     Returns:
         `(test, ood, unavailable, outliers)`.
@@ -228,6 +235,7 @@ def evaluation_data(test, normalization, max_eval_samples: int | None, seed: int
 
     if max_eval_samples and max_eval_samples < len(test):
         test, _ = cap_eval_splits(test, None, max_eval_samples, seed)
-    recipe_args = RecipeArguments(auxiliary_unk_policy=unk_policy)
+    presets = {"ood_datasets": list(ood_datasets)} if ood_datasets else {}
+    recipe_args = RecipeArguments(auxiliary_unk_policy=unk_policy, **presets)
     ood, unavailable, outliers = load_ood_and_outliers(recipe_args, test, normalization)
     return test, ood, unavailable, outliers

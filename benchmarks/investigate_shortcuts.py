@@ -174,7 +174,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, OODResults]:
         data = data.map(no_short, batched=True).filter(lambda t: bool(t), input_columns="text")
         print(f"After no-short preprocessing: {[len(data[s]) for s in ('train', 'test')]} train/test texts kept")
     test, ood, unavailable, outliers = evaluation_data(
-        data["test"], norm, args.max_eval_samples, seed, unk_policy=args.auxiliary_unk_policy
+        data["test"], norm, args.max_eval_samples, seed, args.auxiliary_unk_policy, args.ood_datasets
     )
     cased = args.id_casing == "sentence"
     if args.tokenizer == "word":
@@ -260,6 +260,9 @@ def main() -> None:
         choices=["remove", "drop", "keep"],
         default="remove",
         help="WikiText's literal <unk>: 'remove' (the recipe), 'drop' its sentences, 'keep' (the paper)",
+    )
+    parser.add_argument(
+        "--ood-datasets", nargs="+", default=None, help="OOD presets to evaluate (default: the recipe's, all of them)"
     )
     parser.add_argument("--max-eval-samples", type=int, default=None, help="cap on ID test inputs (seeded subset)")
     parser.add_argument("--max-train-samples", type=int, default=None, help="cap on ID training texts (smoke runs)")

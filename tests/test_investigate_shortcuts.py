@@ -1,12 +1,15 @@
-"""`benchmarks/investigate_shortcuts.py`: ID texts fixed at N tokens (the paper's `fix_length`, `pad_first`)."""
+"""`benchmarks/investigate_shortcuts.py`: ID texts fixed at N tokens (the paper's `fix_length`, `pad_first`), and the
+same seed printing the same tables."""
 
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import investigate_shortcuts  # noqa: E402
 from investigate_shortcuts import FrontPaddedTokenizer, word_tokenizer  # noqa: E402
 
 from oe_text import OEClassifier  # noqa: E402
@@ -35,3 +38,27 @@ def test_front_padded_tokenizer_pads_in_front_and_the_gru_reads_the_pads():
         packed = model(**masked).logits
     torch.testing.assert_close(packed, plain)
     assert not torch.allclose(padded, plain)  # three zero-embedding steps before the text change the GRU's state
+
+
+def _tables(capsys, argv, monkeypatch):
+    """Run the script's `main` with `argv` and return what it printed from the first per-seed table on (the header
+    before it names the date and load, the last line the wall time)."""
+    monkeypatch.setattr(sys, "argv", ["investigate_shortcuts.py", *argv])
+    investigate_shortcuts.main()
+    out = capsys.readouterr().out
+    return out[out.index("### GRU baseline vs OE") : out.index("Total wall time")]
+
+
+@pytest.mark.integration
+def test_same_seed_prints_identical_tables_and_another_seed_differs(mirror, tmp_path, capsys, monkeypatch):
+    small = ["--dataset", "sst2", "--tokenizer", "sentencepiece", "--id-casing", "sentence", "--max-train-samples",
+             "128", "--max-eval-samples", "60", "--num-train-epochs", "1", "--ood-datasets", "snli", "multi30k",
+             "--output-dir", str(tmp_path), "--recipe-runs", str(tmp_path / "none")]  # fmt: skip
+    first = _tables(capsys, [*small, "--seeds", "7"], monkeypatch)
+    again = _tables(capsys, [*small, "--seeds", "7"], monkeypatch)
+    other = _tables(capsys, [*small, "--seeds", "8"], monkeypatch)
+    assert "snli" in first and "multi30k" in first and "imdb" not in first  # only the OOD sets asked for
+    assert first == again
+    assert first.replace("seed 7", "seed 8").replace("seeds 7", "seeds 8") != other
+    saved = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != "none")
+    assert saved == ["sst2_sentencepiece_sentence_none_seed7", "sst2_sentencepiece_sentence_none_seed8"]
