@@ -24,12 +24,16 @@ seed and protocol) with one or more of them put back:
   id in the auxiliary text only (no OOD test set carries the literal), a cue OE can learn.
 
 Each variant runs for every `--seeds` seed (tokenizer, initial weights, batches and OOD subsets follow the seed) and
-ends with a table of mean ± std over the seeds.
+ends with a table of mean ± std over the seeds. Each seed's results go to `--output-dir`, in a folder named for the
+variant and its budget (`--max-train-samples`, `--num-train-epochs`, `--max-eval-samples`, `--ood-datasets` where
+given) with a `variant.json`; `--summary-only` trains nothing and prints one table of every variant of `--dataset`
+found there, so single-factor ablations run as separate commands and are read side by side.
 
     OE_TEXT_MIRROR=../shared/mirror .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng \\
         --tokenizer word --id-preprocess no-short
     .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng --tokenizer sentencepiece \\
         --id-fixed-length 100 --seeds 42 43 44
+    .venv/bin/python benchmarks/investigate_shortcuts.py --dataset 20ng --summary-only
 """
 
 from __future__ import annotations
@@ -160,6 +164,29 @@ def variant_label(args: argparse.Namespace) -> str:
     return label
 
 
+def budget_label(args: argparse.Namespace) -> str:
+    """The run's budget where it differs from the recipe's: training texts, epochs per phase, ID test inputs, OOD
+    sets."""
+    parts = [f"{args.max_train_samples} training texts"] if args.max_train_samples else []
+    parts += [f"{args.num_train_epochs:g} epochs per phase"] if args.num_train_epochs is not None else []
+    parts += [f"{args.max_eval_samples} ID test inputs"] if args.max_eval_samples else []
+    parts += [f"OOD sets {' '.join(args.ood_datasets)}"] if args.ood_datasets else []
+    return ", ".join(parts) or "recipe's"
+
+
+def variant_tag(args: argparse.Namespace) -> str:
+    """Folder name of a variant's runs (without the seed): the factors, then the budget where it is not the recipe's,
+    so that runs at another budget never overwrite these."""
+    tag = f"{args.dataset}_{args.tokenizer}_{args.id_casing}_{args.id_preprocess}"
+    tag += f"_fixed{args.id_fixed_length}" if args.id_fixed_length else ""
+    tag += f"_unk-{args.auxiliary_unk_policy}" if args.auxiliary_unk_policy != "remove" else ""
+    tag += f"_train{args.max_train_samples}" if args.max_train_samples else ""
+    tag += f"_ep{args.num_train_epochs:g}" if args.num_train_epochs is not None else ""
+    tag += f"_eval{args.max_eval_samples}" if args.max_eval_samples else ""
+    tag += f"_ood-{'+'.join(args.ood_datasets)}" if args.ood_datasets else ""
+    return tag
+
+
 def run_seed(args: argparse.Namespace, seed: int) -> dict[str, OODResults]:
     """Baseline, then OE fine-tuning, of the recipe's GRU under the variant `args`, with one seed."""
     defaults = recipe_defaults("gru", args.dataset)
@@ -236,6 +263,14 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, OODResults]:
     return results
 
 
+METRICS = {"fpr90": "FPR90 ↓", "auroc": "AUROC ↑", "aupr_out": "AUPR ↑"}
+
+
+def _accuracy_change(runs: list[dict[str, OODResults]]) -> str:
+    acc = [[100 * run[phase].accuracy for run in runs] for phase in ("baseline", "oe")]
+    return f"{mean_std(acc[0])} → {mean_std(acc[1])}"
+
+
 def _change(runs: list[dict[str, OODResults]], key: str) -> str:
     """`baseline → OE` of the mean over OOD sets (MSP, %), each side mean ± std over `runs`."""
     sides = [[100 * run[phase].mean_metrics("msp")[key] for run in runs] for phase in ("baseline", "oe")]
@@ -271,9 +306,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--recipe-runs", type=Path, default=Path("outputs/benchmarks/reproduce_nlp"))
     parser.add_argument("--output-dir", type=Path, default=Path("outputs/benchmarks/investigate_shortcuts"))
+    parser.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="train nothing: print one table of every variant of --dataset saved under --output-dir",
+    )
     args = parser.parse_args()
     if args.id_fixed_length is not None and args.id_fixed_length < 1:
         parser.error("--id-fixed-length must be a positive number of tokens")
+    if args.summary_only:
+        print(f"### {args.dataset}: mean over OOD sets, baseline → OE, mean ± std over each variant's seeds\n")
+        print(summary_table(args.dataset, args.output_dir))
+        return
     set_threads(args.threads)
     start = time.time()
     variant = (
@@ -286,11 +330,12 @@ def main() -> None:
     for seed in args.seeds:
         results = run_seed(args, seed)
         runs.append({"baseline": results["Baseline"], "oe": results["OE"]})
-        tag = f"{args.dataset}_{args.tokenizer}_{args.id_casing}_{args.id_preprocess}"
-        tag += f"_fixed{args.id_fixed_length}" if args.id_fixed_length else ""
-        tag += f"_unk-{args.auxiliary_unk_policy}" if args.auxiliary_unk_policy != "remove" else ""
+        run_dir = args.output_dir / f"{variant_tag(args)}_seed{seed}"
         for name, res in results.items():
-            res.save(args.output_dir / f"{tag}_seed{seed}" / name.lower(), plots=False)
+            res.save(run_dir / name.lower(), plots=False)
+        variant = {"dataset": args.dataset, "tag": variant_tag(args), "seed": seed}
+        variant.update(label=variant_label(args), budget=budget_label(args))
+        (run_dir / "variant.json").write_text(json.dumps(variant, indent=2) + "\n")
 
     recipe_runs = []
     for seed in args.seeds:
@@ -300,14 +345,13 @@ def main() -> None:
             recipe_runs.append({k: OODResults.from_dict(summary[k]) for k in ("baseline", "oe")})
     seeds = " ".join(str(s) for s in args.seeds)
     rows = []
-    for key, name in {"fpr90": "FPR90 ↓", "auroc": "AUROC ↑", "aupr_out": "AUPR ↑"}.items():
+    for key, name in METRICS.items():
         paper = PAPER[args.dataset][key]
         row = [name, f"{paper[0]:.1f} → {paper[1]:.1f}"]
         if recipe_runs:
             row.append(_change(recipe_runs, key))
         rows.append([*row, _change(runs, key)])
-    acc = [[100 * run[phase].accuracy for run in runs] for phase in ("baseline", "oe")]
-    rows.append(["ID test accuracy", "", *([""] if recipe_runs else []), f"{mean_std(acc[0])} → {mean_std(acc[1])}"])
+    rows.append(["ID test accuracy", "", *([""] if recipe_runs else []), _accuracy_change(runs)])
     header = ["mean over OOD sets (MSP, %)", "paper"]
     if recipe_runs:
         header.append(f"recipe (sentencepiece), {len(recipe_runs)} of the seeds' runs in {args.recipe_runs}")
@@ -315,6 +359,33 @@ def main() -> None:
     print(f"\n### {args.dataset}, baseline → OE, mean ± std over seeds {seeds}\n")
     print(md_table(header, rows))
     print(f"\nTotal wall time {time.time() - start:.0f} s; each seed's mean over OOD subsets uses that seed")
+
+
+def summary_table(dataset: str, output_dir: Path) -> str:
+    """Every variant of `dataset` saved under `output_dir`, one row each (baseline → OE, mean ± std over its seeds),
+    under the paper's row; the recipe's own pipeline (sentencepiece, lower case, nothing put back) first."""
+    groups: dict[str, list[dict]] = {}
+    for path in sorted(output_dir.glob("*/variant.json")):
+        variant = json.loads(path.read_text())
+        if variant["dataset"] == dataset and (path.parent / "oe" / "results.json").is_file():
+            results = {phase: OODResults.from_json(path.parent / phase) for phase in ("baseline", "oe")}
+            groups.setdefault(variant["tag"], []).append({**variant, **results})
+    if not groups:
+        raise SystemExit(f"No finished {dataset} runs (folders with variant.json and oe/results.json) in {output_dir}")
+    paper = PAPER[dataset]
+    rows = [["paper", "", "", *(f"{paper[k][0]:.1f} → {paper[k][1]:.1f}" for k in METRICS), ""]]
+    # The recipe's pipeline (no factor put back) first, then by budget and label.
+    order = sorted(
+        groups.values(), key=lambda r: (r[0]["budget"], r[0]["label"] != "sentencepiece vocabulary", r[0]["label"])
+    )
+    for runs in order:
+        runs.sort(key=lambda r: r["seed"])
+        seeds = " ".join(str(r["seed"]) for r in runs)
+        rows.append(
+            [runs[0]["label"], runs[0]["budget"], seeds, *(_change(runs, k) for k in METRICS), _accuracy_change(runs)]
+        )
+    header = ["variant", "budget", "seeds", *(f"{name} (MSP, %)" for name in METRICS.values()), "ID test accuracy, %"]
+    return md_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import investigate_shortcuts  # noqa: E402
 from investigate_shortcuts import FrontPaddedTokenizer, word_tokenizer  # noqa: E402
 
 from oe_text import OEClassifier  # noqa: E402
+from oe_text.evaluation import OODResults  # noqa: E402
 
 
 def test_front_padded_tokenizer_pads_in_front_and_the_gru_reads_the_pads():
@@ -60,5 +61,19 @@ def test_same_seed_prints_identical_tables_and_another_seed_differs(mirror, tmp_
     assert "snli" in first and "multi30k" in first and "imdb" not in first  # only the OOD sets asked for
     assert first == again
     assert first.replace("seed 7", "seed 8").replace("seeds 7", "seeds 8") != other
+    tag = "sst2_sentencepiece_sentence_none_train128_ep1_eval60_ood-snli+multi30k"
     saved = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and p.name != "none")
-    assert saved == ["sst2_sentencepiece_sentence_none_seed7", "sst2_sentencepiece_sentence_none_seed8"]
+    assert saved == [f"{tag}_seed7", f"{tag}_seed8"]  # the budget is in the name: other budgets never overwrite
+
+    # The summary reads the saved runs back: one row per variant, its seeds' mean ± std, the paper's row above.
+    monkeypatch.setattr(sys, "argv", ["investigate_shortcuts.py", "--summary-only", "--dataset", "sst2",
+                                      "--output-dir", str(tmp_path)])  # fmt: skip
+    investigate_shortcuts.main()
+    summary = capsys.readouterr().out.splitlines()
+    rows = [line for line in summary if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| paper", "| sentencepiece vocabulary, cased ID"]
+    cells = rows[1].strip("| ").split(" | ")
+    assert cells[1:3] == ["128 training texts, 1 epochs per phase, 60 ID test inputs, OOD sets snli multi30k", "7 8"]
+    oe_runs = [OODResults.from_json(tmp_path / f"{tag}_seed{seed}" / "oe") for seed in (7, 8)]
+    fpr = [100 * res.mean_metrics("msp")["fpr90"] for res in oe_runs]
+    assert cells[3].endswith(f"→ {investigate_shortcuts.mean_std(fpr)}")
