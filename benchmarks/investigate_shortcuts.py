@@ -167,14 +167,23 @@ def variant_label(args: argparse.Namespace) -> str:
     return label
 
 
+def _budget(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """`(folder-name suffix, label)` of each budget setting that differs from the recipe's: training texts, epochs per
+    phase, ID test inputs, OOD sets."""
+    parts = []
+    if args.max_train_samples:
+        parts.append((f"_train{args.max_train_samples}", f"{args.max_train_samples} training texts"))
+    if args.num_train_epochs is not None:
+        parts.append((f"_ep{args.num_train_epochs:g}", f"{args.num_train_epochs:g} epochs per phase"))
+    if args.max_eval_samples:
+        parts.append((f"_eval{args.max_eval_samples}", f"{args.max_eval_samples} ID test inputs"))
+    if args.ood_datasets:
+        parts.append((f"_ood-{'+'.join(args.ood_datasets)}", f"OOD sets {' '.join(args.ood_datasets)}"))
+    return parts
+
+
 def budget_label(args: argparse.Namespace) -> str:
-    """The run's budget where it differs from the recipe's: training texts, epochs per phase, ID test inputs, OOD
-    sets."""
-    parts = [f"{args.max_train_samples} training texts"] if args.max_train_samples else []
-    parts += [f"{args.num_train_epochs:g} epochs per phase"] if args.num_train_epochs is not None else []
-    parts += [f"{args.max_eval_samples} ID test inputs"] if args.max_eval_samples else []
-    parts += [f"OOD sets {' '.join(args.ood_datasets)}"] if args.ood_datasets else []
-    return ", ".join(parts) or "recipe's"
+    return ", ".join(label for _, label in _budget(args)) or "recipe's"
 
 
 def variant_tag(args: argparse.Namespace) -> str:
@@ -183,11 +192,7 @@ def variant_tag(args: argparse.Namespace) -> str:
     tag = f"{args.dataset}_{args.tokenizer}_{args.id_casing}_{args.id_preprocess}"
     tag += f"_fixed{args.id_fixed_length}" if args.id_fixed_length else ""
     tag += f"_unk-{args.auxiliary_unk_policy}" if args.auxiliary_unk_policy != "remove" else ""
-    tag += f"_train{args.max_train_samples}" if args.max_train_samples else ""
-    tag += f"_ep{args.num_train_epochs:g}" if args.num_train_epochs is not None else ""
-    tag += f"_eval{args.max_eval_samples}" if args.max_eval_samples else ""
-    tag += f"_ood-{'+'.join(args.ood_datasets)}" if args.ood_datasets else ""
-    return tag
+    return tag + "".join(suffix for suffix, _ in _budget(args))
 
 
 def run_seed(args: argparse.Namespace, seed: int) -> dict[str, OODResults]:
@@ -336,9 +341,9 @@ def main() -> None:
         run_dir = args.output_dir / f"{variant_tag(args)}_seed{seed}"
         for name, res in results.items():
             res.save(run_dir / name.lower(), plots=False)
-        variant = {"dataset": args.dataset, "tag": variant_tag(args), "seed": seed}
-        variant.update(label=variant_label(args), budget=budget_label(args))
-        (run_dir / "variant.json").write_text(json.dumps(variant, indent=2) + "\n")
+        meta = {"dataset": args.dataset, "tag": variant_tag(args), "seed": seed}
+        meta.update(label=variant_label(args), budget=budget_label(args))
+        (run_dir / "variant.json").write_text(json.dumps(meta, indent=2) + "\n")
 
     recipe_runs = []
     for seed in args.seeds:
